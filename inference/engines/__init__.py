@@ -1,0 +1,27 @@
+"""Engine registry: one instance of each backend per process."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from .base import Engine, EngineError, ModelSpec
+from .embedded import EmbeddedEngine
+from .openai_compat import OpenAICompatEngine
+
+
+@cache
+def embedded_engine() -> EmbeddedEngine:
+    return EmbeddedEngine()
+
+
+@cache
+def vllm_engine() -> OpenAICompatEngine:
+    return OpenAICompatEngine()
+
+
+def engine_for(spec: ModelSpec) -> Engine:
+    if spec.backend == "embedded":
+        return embedded_engine()
+    if spec.backend == "vllm":
+        return vllm_engine()
+    raise EngineError(f"unknown engine backend {spec.backend!r}", permanent=True)

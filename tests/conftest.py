@@ -1,0 +1,142 @@
+"""Shared fixtures: named personas, the real bundled model, a live platform server.
+
+Personas: ``alice`` and ``bob`` are ordinary users, ``charlie`` has no access to restricted
+things, ``admin`` is staff. Tests run against whatever DATABASE_URL/REDIS_URL say (CI:
+PostgreSQL and Redis) and always against the real embedded llama.cpp engine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+
+from models_admin.models import LLMModel
+from models_admin.services import bundled_model_install
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery-staple"
+
+
+def make_user(username: str, *, staff: bool = False) -> AbstractUser:
+    User = get_user_model()
+    if staff:
+        return User.objects.create_superuser(username=username, password=PASSWORD)
+    return User.objects.create_user(username=username, password=PASSWORD)
+
+
+@pytest.fixture
+def alice(db: None) -> AbstractUser:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db: None) -> AbstractUser:
+    return make_user("bob")
+
+
+@pytest.fixture
+def charlie(db: None) -> AbstractUser:
+    return make_user("charlie")
+
+
+@pytest.fixture
+def admin_user(db: None) -> AbstractUser:
+    return make_user("admin", staff=True)
+
+
+@pytest.fixture
+def smollm(db: None) -> LLMModel:
+    """The real bundled SmolLM2 model, registered as the default."""
+    return bundled_model_install()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+class LiveServer:
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.url = url
+        self.process = process
+        self.log = log
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def live_platform(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The real platform (daphne + embedded engine) on a loopback port, over the test database.
+
+    Tests that use it need ``transactional_db`` so their data is committed and visible.
+    """
+    port = free_port()
+    log = tmp_path_factory.mktemp("live") / "daphne.log"
+    with django_db_blocker.unblock():
+        database_url = _test_database_url()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "platform.settings",
+        "PYTHONUNBUFFERED": "1",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "platform.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(server.url + "/", timeout=1)
+            break
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise RuntimeError(f"the platform did not start:\n{server.logs()}")
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError(f"the platform did not start in time:\n{server.logs()}")
+    yield server
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(autouse=True)
+def _static_manifest_not_needed(settings: Any) -> None:
+    # Tests render templates without running collectstatic first.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
