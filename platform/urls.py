@@ -10,6 +10,9 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    path("admin/models/", include("models_admin.urls")),
     path("admin/", admin.site.urls),
+    # /api/*, /v1/*, /u/<key>/... and the API-key pages
+    path("", include("inference.urls")),
     path("", include("chat.urls")),
 ]
