@@ -1,0 +1,105 @@
+"""Browser path benchmark: N concurrent chats over the WebSocket vs the engine directly.
+
+    python -m bench.chat_ws [--concurrency 1 8 32] [--max-tokens 64]
+
+Prints TTFT p50/p99 (and the platform's overhead over the engine) and delivered tokens/s
+(and the ratio), plus the web process's idle memory and its time from start to serving.
+TTFT over the socket: from sending the ``send`` frame to the first ``delta`` frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+import websockets
+
+from . import common
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=0, help="requests per client (default: enough samples)")
+    args = parser.parse_args()
+    data_dir = common.temp_data_dir()
+    common.setup_django(data_dir)
+    data = common.prepare_data(args.max_tokens)
+    platform = common.start_platform(data_dir)
+    try:
+        asyncio.run(run(args, data, platform))
+    finally:
+        platform.stop()
+
+
+async def run(args: argparse.Namespace, data: dict[str, Any], platform: common.Platform) -> None:
+    from asgiref.sync import sync_to_async
+
+    from chat.models import Message
+    from chat.services import conversation_create
+
+    direct_server = common.start_direct_engine(data)
+    direct_url = direct_server.listening_address
+    ws_base = platform.url.replace("http://", "ws://")
+    cookie = f"sessionid={data['session_key']}"
+    headers = {"Cookie": cookie, "Origin": platform.url}
+
+    max_c = max(args.concurrency)
+    conversations = [
+        await sync_to_async(conversation_create)(owner=data["user"], model_name=common.BENCH_MODEL) for _ in range(max_c)
+    ]
+    sockets = [
+        await websockets.connect(f"{ws_base}/ws/c/{c.id}/", additional_headers=headers, max_size=None)
+        for c in conversations
+    ]
+
+    async def via_socket(index: int) -> common.Sample:
+        ws = sockets[index]
+        started = time.perf_counter()
+        await ws.send(json.dumps({"type": "send", "content": common.PROMPT, "model": common.BENCH_MODEL}))
+        ttft = None
+        while True:
+            event = json.loads(await ws.recv())
+            if event["type"] == "delta" and ttft is None:
+                ttft = time.perf_counter() - started
+            elif event["type"] == "done":
+                message_id = event["id"]
+                break
+            elif event["type"] == "error":
+                raise SystemExit(event["error"])
+        seconds = time.perf_counter() - started
+        tokens = (await Message.objects.aget(pk=message_id)).completion_tokens
+        return common.Sample(ttft=ttft or 0.0, tokens=tokens, seconds=seconds)
+
+    async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=256, max_keepalive_connections=0)) as client:
+        # Warm both engines (model load, first-request allocations) before measuring.
+        await common.direct_chat(client, direct_url, 8)
+        await via_socket(0)
+        rows = []
+        for concurrency in args.concurrency:
+            rounds = args.rounds or max(2, 24 // concurrency)
+            direct = await common.run_load(
+                "engine direct", concurrency, rounds, lambda _i: common.direct_chat(client, direct_url, args.max_tokens)
+            )
+            through = await common.run_load("WebSocket chat", concurrency, rounds, via_socket)
+            rows.append((through, direct))
+            print(f"c={concurrency}: done", flush=True)
+
+    for ws in sockets:
+        await ws.close()
+    print()
+    print(f"Machine: {common.machine()}")
+    print(f"Web process: {platform.start_seconds:.2f} s from start to serving, {platform.idle_rss_mib:.0f} MiB idle RSS "
+          "(before any model is loaded: engine excluded)")
+    print(f"max_tokens={args.max_tokens}, greedy decoding, flush interval as configured (STREAM_FLUSH_MS)")
+    print()
+    print(common.table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Shared harness for the benchmarks: a platform server, an identical direct engine, stats.
+
+The platform under test is the real one (daphne, the embedded llama.cpp engine inside it,
+the database named by DATABASE_URL or a throwaway SQLite file). The baseline is a second
+llama.cpp server started here with the same parameters, called directly over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_MODEL = "bench:latest"
+PROMPT = "Explain in a few paragraphs how a lighthouse works."
+
+
+def setup_django(data_dir: Path) -> None:
+    os.environ.setdefault("DATA_DIR", str(data_dir))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+
+def prepare_data(max_tokens: int) -> dict[str, Any]:
+    """A bench user, a session for the socket, and a greedy copy of the bundled model."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from models_admin.models import LLMModel
+    from models_admin.services import bundled_model_install
+
+    base = bundled_model_install()
+    # Greedy decoding with a fixed seed: both paths produce the same tokens.
+    LLMModel.objects.update_or_create(
+        name="bench",
+        tag="latest",
+        defaults={
+            "backend": base.backend,
+            "file_path": base.file_path,
+            "context_length": base.context_length,
+            "capabilities": base.capabilities,
+            "parameters": {"temperature": 0, "seed": 7},
+            "max_tokens": max_tokens,
+        },
+    )
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(username="bench-user")
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    return {
+        "user": user,
+        "session_key": session.session_key,
+        "model_path": base.file_path,
+        "parallel": settings.EMBEDDED_PARALLEL,
+        "context": min(base.context_length, settings.EMBEDDED_CONTEXT),
+        "threads": settings.EMBEDDED_THREADS or (os.cpu_count() or 1),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Platform:
+    url: str
+    process: subprocess.Popen[bytes]
+    start_seconds: float
+    idle_rss_mib: float
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_platform(log_dir: Path) -> Platform:
+    port = free_port()
+    log = (log_dir / "daphne.log").open("wb")
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "platform.asgi:application"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise SystemExit(f"the platform did not start; see {log_dir / 'daphne.log'}")
+        time.sleep(0.02)
+    start_seconds = time.perf_counter() - started
+    time.sleep(1.0)  # let start-up garbage settle before reading memory
+    return Platform(url=url, process=process, start_seconds=start_seconds, idle_rss_mib=rss_mib(process.pid))
+
+
+def start_direct_engine(data: dict[str, Any]) -> Any:
+    """The baseline: llama.cpp with the platform's own engine parameters, nothing in front."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = data["model_path"]
+    params.port = 0
+    params.n_parallel = data["parallel"]
+    params.n_ctx = data["context"] * data["parallel"]
+    params.cont_batching = True
+    params.n_threads_http = max(64, data["parallel"] * 8)
+    params.cpuparams.n_threads = data["threads"]
+    params.cpuparams_batch.n_threads = data["threads"]
+    return xllamacpp.Server(params)
+
+
+@dataclass
+class Sample:
+    ttft: float
+    tokens: int
+    seconds: float
+
+
+@dataclass
+class Result:
+    label: str
+    concurrency: int
+    samples: list[Sample] = field(default_factory=list)
+    wall: float = 0.0
+
+    def ttft_ms(self, q: float) -> float:
+        values = sorted(s.ttft for s in self.samples)
+        if not values:
+            return float("nan")
+        index = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
+        return values[index] * 1000
+
+    @property
+    def tokens_per_second(self) -> float:
+        return sum(s.tokens for s in self.samples) / self.wall if self.wall else 0.0
+
+
+async def run_load(
+    label: str, concurrency: int, requests_per_client: int, one: Callable[[int], Awaitable[Sample]]
+) -> Result:
+    result = Result(label, concurrency)
+
+    async def client(index: int) -> None:
+        for _ in range(requests_per_client):
+            result.samples.append(await one(index))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    result.wall = time.perf_counter() - started
+    return result
+
+
+async def direct_chat(client: httpx.AsyncClient, url: str, max_tokens: int) -> Sample:
+    body = {
+        "model": BENCH_MODEL,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "seed": 7,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    started = time.perf_counter()
+    ttft = None
+    tokens = 0
+    async with client.stream("POST", url + "/v1/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[5:])
+            if ttft is None and any((c.get("delta") or {}).get("content") for c in chunk.get("choices", [])):
+                ttft = time.perf_counter() - started
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return Sample(ttft=ttft or 0.0, tokens=tokens, seconds=time.perf_counter() - started)
+
+
+def table(rows: Sequence[tuple[Result, Result]]) -> str:
+    lines = [
+        "| path | c | n | TTFT p50 ms (direct) | TTFT p50 overhead ms | TTFT p99 ms (direct) | TTFT p99 overhead ms "
+        "| tok/s (direct) | tok/s ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for platform_result, direct in rows:
+        lines.append(
+            f"| {platform_result.label} | {platform_result.concurrency} | {len(platform_result.samples)} "
+            f"| {platform_result.ttft_ms(0.5):.1f} ({direct.ttft_ms(0.5):.1f}) "
+            f"| {platform_result.ttft_ms(0.5) - direct.ttft_ms(0.5):+.1f} "
+            f"| {platform_result.ttft_ms(0.99):.1f} ({direct.ttft_ms(0.99):.1f}) "
+            f"| {platform_result.ttft_ms(0.99) - direct.ttft_ms(0.99):+.1f} "
+            f"| {platform_result.tokens_per_second:.0f} ({direct.tokens_per_second:.0f}) "
+            f"| {platform_result.tokens_per_second / direct.tokens_per_second:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    return f"{os.cpu_count()} cores ({cpu}), {int(mem) / 1024 / 1024:.0f} GiB RAM, Python {sys.version.split()[0]}"
+
+
+def temp_data_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="platform-bench-"))
