@@ -1,0 +1,61 @@
+"""Take the README's screenshots of the real UI from a running platform.
+
+    python scripts/screenshots.py --url http://127.0.0.1:8000 --user admin --password PW
+
+Needs Debian's Chromium (/usr/bin/chromium) and a server with a model loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+PROMPT = "Show me a Python function that reverses a string, with a short explanation."
+
+
+def log_in(page: Page, url: str, user: str, password: str) -> None:
+    page.goto(url + "/accounts/login/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("#login-button")
+    page.wait_for_selector("#composer-input")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--user", default="admin")
+    parser.add_argument("--password", required=True)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        for scheme in ("light", "dark"):
+            context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+            page = context.new_page()
+            log_in(page, args.url, args.user, args.password)
+            page.fill("#composer-input", PROMPT)
+            page.keyboard.press("Enter")
+            page.wait_for_selector('.message[data-role="assistant"][data-status="streaming"] .message-body p')
+            page.wait_for_timeout(700)
+            page.screenshot(path=str(OUT / f"chat-streaming-{scheme}.png"))
+            page.wait_for_selector('.message[data-role="assistant"]:not([data-status="streaming"])', timeout=60000)
+            page.screenshot(path=str(OUT / f"chat-done-{scheme}.png"))
+            context.close()
+        phone = browser.new_context(viewport={"width": 390, "height": 780}, device_scale_factor=2, is_mobile=True)
+        page = phone.new_page()
+        log_in(page, args.url, args.user, args.password)
+        page.goto(args.url + (page.locator(".conversation-item a").first.get_attribute("href") or "/"))
+        page.wait_for_selector(".message-body")
+        page.screenshot(path=str(OUT / "chat-phone.png"))
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
