@@ -1,0 +1,75 @@
+"""The API-key page: create (shown once), list, revoke; only ever one's own keys."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import AbstractUser
+from django.test import Client
+
+from inference.models import ApiKey
+from inference.selectors import api_key_for_secret
+from inference.services import api_key_create
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user: AbstractUser) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_key_page_needs_a_login() -> None:
+    response = Client().get("/settings/keys/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_created_key_is_shown_once_and_works(alice: AbstractUser) -> None:
+    client = _client(alice)
+    created = client.post("/settings/keys/", {"name": "Chatbox on my laptop"})
+    assert created.status_code == 200
+    assert "no-store" in created["Cache-Control"]
+    secret = re.search(r'value="(sk-plat-[A-Za-z0-9]+)"', created.content.decode())
+    assert secret is not None
+    key = api_key_for_secret(secret=secret.group(1))
+    assert key is not None and key.user == alice and key.name == "Chatbox on my laptop"
+    assert f"/u/{secret.group(1)}" in created.content.decode()  # the host for Chatbox's Ollama provider
+
+    listed = client.get("/settings/keys/").content.decode()
+    assert "Chatbox on my laptop" in listed and key.prefix in listed
+    assert secret.group(1) not in listed
+
+
+def test_key_needs_a_name(alice: AbstractUser) -> None:
+    response = _client(alice).post("/settings/keys/", {"name": "   "})
+    assert response.status_code == 200
+    assert not ApiKey.objects.exists()
+    assert "field-invalid" in response.content.decode()
+
+
+def test_owner_revokes_a_key(alice: AbstractUser) -> None:
+    key, secret = api_key_create(user=alice, name="retired-key-name")
+    response = _client(alice).post(f"/settings/keys/{key.id}/revoke/")
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert api_key_for_secret(secret=secret) is None
+    assert "retired-key-name" not in _client(alice).get("/settings/keys/").content.decode()
+
+
+def test_nobody_sees_or_revokes_anothers_key(alice: AbstractUser, bob: AbstractUser) -> None:
+    key, _secret = api_key_create(user=alice, name="alices key")
+    assert "alices key" not in _client(bob).get("/settings/keys/").content.decode()
+    response = _client(bob).post(f"/settings/keys/{key.id}/revoke/")
+    assert response.status_code == 404
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+
+def test_revoke_needs_post(alice: AbstractUser) -> None:
+    key, _secret = api_key_create(user=alice, name="k")
+    assert _client(alice).get(f"/settings/keys/{key.id}/revoke/").status_code == 405
+    key.refresh_from_db()
+    assert key.revoked_at is None
