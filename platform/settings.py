@@ -35,6 +35,23 @@ def _secret(name: str, default: str | None = None) -> str | None:
     return env.str(name, default=default)
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(name: str, default: bool) -> bool:
+    """A strict boolean: a typo such as DEBUG=ture stops the start-up instead of meaning False."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
 def _positive_int(name: str, default: int) -> int:
     value = env.int(name, default=default)
     if value <= 0:
@@ -45,7 +62,7 @@ def _positive_int(name: str, default: int) -> int:
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = _bool("DEBUG", default=False)
 
 
 def _secret_key() -> str:
@@ -165,8 +182,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ALWAYS_EAGER = _bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Model management (issue 4): the queue tasks go to and workers read by default, so that
+# several installations (or a test run) can share one Redis without taking each other's work.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 
 # --- Auth, sessions, security -------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -177,13 +197,13 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE = _bool("CSRF_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", default=False)
+if _bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
@@ -254,6 +274,72 @@ DEFAULT_MAX_TOKENS = _positive_int("DEFAULT_MAX_TOKENS", 1024)
 MAX_TOKENS_CEILING = _positive_int("MAX_TOKENS_CEILING", 4096)
 STREAM_FLUSH_MS = _positive_int("STREAM_FLUSH_MS", 40)
 MAX_MESSAGE_CHARS = _positive_int("MAX_MESSAGE_CHARS", 100_000)
+
+# --- Model management (issue 4): pulls, engines' memory, vLLM endpoints ----------------------
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2,
+               "mib": 1 << 20, "g": 1000**3, "gb": 1000**3, "gib": 1 << 30, "t": 1000**4, "tb": 1000**4,
+               "tib": 1 << 40}
+
+
+def _byte_size(name: str, default: int) -> int:
+    """A size such as ``24GiB``, ``16G`` or ``1073741824``; fails loudly on anything else."""
+    raw = env.str(name, default="").strip().lower().replace(" ", "")
+    if not raw:
+        return default
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = raw[len(number):]
+    try:
+        value = int(float(number) * _SIZE_UNITS[unit])
+    except (ValueError, KeyError):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a size (examples: 24GiB, 16G, 1073741824)") from None
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must not be negative")
+    return value
+
+
+def _duration(name: str, default: float) -> float:
+    """Seconds, written like Ollama's keep_alive: ``300``, ``5m``, ``1h``; negative means forever."""
+    raw = env.str(name, default="").strip().lower()
+    if not raw:
+        return default
+    scale = {"s": 1, "m": 60, "h": 3600}.get(raw[-1], 0)
+    try:
+        return float(raw[:-1]) * scale if scale else float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a duration (examples: 300, 5m, 1h, -1)") from None
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+# GGUF files already on the server that admins may import (pulls refuse paths outside it).
+MODEL_IMPORT_DIR = Path(env.str("MODEL_IMPORT_DIR", default=str(DATA_DIR / "import"))).resolve()
+# Pull downloads refuse internal addresses unless the host (or host:port) is listed here.
+PULL_ALLOW_HOSTS = env.list("PULL_ALLOW_HOSTS", default=[])
+PULL_ALLOW_PRIVATE = _bool("PULL_ALLOW_PRIVATE", default=False)
+PULL_MAX_BYTES = _byte_size("PULL_MAX_BYTES", 256 << 30)
+PULL_DISK_RESERVE_BYTES = _byte_size("PULL_DISK_RESERVE_BYTES", 1 << 30)  # kept free after a pull
+# A pull task renews its lease with every progress write; a dead worker's pull is taken over
+# by another worker once the lease has run out.
+PULL_LEASE_SECONDS = _positive_int("PULL_LEASE_SECONDS", 120)
+HF_ENDPOINT = env.str("HF_ENDPOINT", default="https://huggingface.co").rstrip("/")
+HF_TOKEN = _secret("HF_TOKEN", default="") or ""
+# Embedded engine: how long an idle model stays loaded, how many at once, and the memory
+# they may use together (default: this machine's RAM). GPU_MEMORY_BYTES is what a vLLM
+# server has, for the "does it fit" estimate (0: unknown).
+EMBEDDED_KEEP_ALIVE = _duration("EMBEDDED_KEEP_ALIVE", 300.0)
+EMBEDDED_MAX_LOADED = _positive_int("EMBEDDED_MAX_LOADED", 3)
+ENGINE_MEMORY_BYTES = _byte_size("ENGINE_MEMORY_BYTES", _physical_memory())
+GPU_MEMORY_BYTES = _byte_size("GPU_MEMORY_BYTES", 0)
+VLLM_HEALTH_INTERVAL = _positive_int("VLLM_HEALTH_INTERVAL", 30)  # seconds between endpoint checks
+CELERY_BEAT_SCHEDULE = {
+    "vllm-endpoints-check": {"task": "models_admin.tasks.vllm_endpoints_check", "schedule": float(VLLM_HEALTH_INTERVAL)},
+    "pulls-recover": {"task": "models_admin.tasks.pulls_recover", "schedule": 60.0},
+}
 
 PLATFORM_ADMIN_USER = env.str("PLATFORM_ADMIN_USER", default="admin")
 PLATFORM_ADMIN_PASSWORD = _secret("PLATFORM_ADMIN_PASSWORD", default="") or ""
