@@ -42,7 +42,7 @@ def _send(conversation: Conversation, user: Any, content: str, model_name: str |
     return turn, model_spec(turn.model)
 
 
-class ConversationConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class ConversationConsumer(AsyncJsonWebsocketConsumer):
     conversation: Conversation
     group: str
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -30,7 +30,7 @@ class ChatError(Exception):
         self.message = message
 
 
-def _resolve_model(*, user: AbstractBaseUser, name: str | None, fallback: LLMModel | None) -> LLMModel:
+def _resolve_model(*, user: User, name: str | None, fallback: LLMModel | None) -> LLMModel:
     if name:
         try:
             return get_model_for_user(user=user, name=name)
@@ -47,7 +47,7 @@ def _resolve_model(*, user: AbstractBaseUser, name: str | None, fallback: LLMMod
     return model
 
 
-def conversation_create(*, owner: AbstractBaseUser, model_name: str | None = None, title: str = "") -> Conversation:
+def conversation_create(*, owner: User, model_name: str | None = None, title: str = "") -> Conversation:
     model = _resolve_model(user=owner, name=model_name, fallback=None)
     return Conversation.objects.create(owner=owner, model=model, title=title[:200])
 
@@ -75,7 +75,7 @@ class Turn:
     history: list[ChatMessage]
 
 
-def message_send(*, conversation: Conversation, user: AbstractBaseUser, content: str, model_name: str | None) -> Turn:
+def message_send(*, conversation: Conversation, user: User, content: str, model_name: str | None) -> Turn:
     content = content.strip()
     if not content:
         raise ChatError(_("The message is empty."))

@@ -5,6 +5,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -31,6 +32,12 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return body if isinstance(body, dict) else None
+
+
+def _signed_in(request: HttpRequest) -> User:
+    """The user of a ``login_required`` view."""
+    assert isinstance(request.user, User)
+    return request.user
 
 
 def _chat_page(request: HttpRequest, conversation: Any | None) -> HttpResponse:
@@ -83,7 +90,7 @@ def conversation_create(request: HttpRequest) -> JsonResponse:
     if model_name is not None and not isinstance(model_name, str):
         return _error(_("The request is malformed."), 400)
     try:
-        conversation = services.conversation_create(owner=request.user, model_name=model_name or None)
+        conversation = services.conversation_create(owner=_signed_in(request), model_name=model_name or None)
     except services.ChatError as exc:
         return _error(exc.message, 400)
     return JsonResponse({"id": str(conversation.id), "url": f"/c/{conversation.id}/"}, status=201)
