@@ -53,7 +53,7 @@ typecheck:
 	$(PY) -m mypy
 
 bench: install
-	$(PY) bench/chat_ws.py
+	$(PY) -m bench.chat_ws
 
 clean:
 	rm -rf $(VENV) var/static

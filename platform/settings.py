@@ -170,12 +170,15 @@ else:
     _processed_dir = DATA_DIR / "celery" / "processed"
     _queue_dir.mkdir(parents=True, exist_ok=True)
     _processed_dir.mkdir(parents=True, exist_ok=True)
+    _control_dir = DATA_DIR / "celery" / "control"  # broadcast/pidbox exchanges (default: ./control)
+    _control_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_processed_dir),
         "store_processed": False,
+        "control_folder": str(_control_dir),
     }
 
 CELERY_TASK_IGNORE_RESULT = True
