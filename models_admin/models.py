@@ -56,6 +56,9 @@ class LLMModel(models.Model):
     digest = models.CharField(max_length=80, blank=True)
     context_length = models.PositiveIntegerField(default=4096)
     capabilities = models.JSONField(default=list, blank=True)
+    # Shape numbers for the memory estimate (GGUF header or config.json) and where it came from.
+    details = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=1000, blank=True)
 
     # Modelfile-style customisation (issue: custom models).
     system_prompt = models.TextField(blank=True)
@@ -87,3 +90,130 @@ class LLMModel(models.Model):
     @property
     def label(self) -> str:
         return self.display_name or self.full_name
+
+
+# --- Pulls, audit, vLLM endpoints (issue 4: model management) -----------------------------
+
+
+class PullStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+ACTIVE_PULL_STATUSES = (PullStatus.QUEUED, PullStatus.RUNNING)
+
+
+class PullKind(models.TextChoices):
+    URL = "url", _("GGUF from a URL")
+    HF_GGUF = "hf_gguf", _("GGUF from Hugging Face")
+    HF_SAFETENSORS = "hf_safetensors", _("Safetensors from Hugging Face (vLLM)")
+    LOCAL = "local", _("GGUF from the import folder")
+
+
+class PullQuerySet(models.QuerySet["Pull"]):
+    def active(self) -> PullQuerySet:
+        return self.filter(status__in=ACTIVE_PULL_STATUSES)
+
+
+class Pull(models.Model):
+    """One download of a model, run by a Celery task; the row is the progress the pages show.
+
+    ``lease_owner``/``lease_until`` say which task attempt works on it: a task claims the
+    pull atomically and renews the lease with each progress write, so a redelivered or
+    re-enqueued task never runs beside a live one, and a dead worker's pull is taken over
+    once its lease runs out (see ``services.pulls_recover``).
+    """
+
+    source = models.CharField(max_length=1000)
+    # Canonical form of ``source``: one active pull per key makes a second pull the same pull.
+    source_key = models.CharField(max_length=1000)
+    kind = models.CharField(max_length=20, choices=PullKind.choices)
+    model_name = models.CharField(max_length=300)
+    status = models.CharField(max_length=20, choices=PullStatus.choices, default=PullStatus.QUEUED)
+    detail = models.CharField(max_length=300, blank=True)  # what it is doing now, for people
+    digest = models.CharField(max_length=80, blank=True)
+    total_bytes = models.BigIntegerField(null=True, blank=True)
+    completed_bytes = models.BigIntegerField(default=0)
+    speed_bps = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    model = models.ForeignKey(LLMModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="pulls")
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PullQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_key"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_pull_per_source",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.source} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_PULL_STATUSES
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if not self.total_bytes or self.speed_bps <= 0 or self.status != PullStatus.RUNNING:
+            return None
+        return max(self.total_bytes - self.completed_bytes, 0) / self.speed_bps
+
+
+class AdminAction(models.Model):
+    """Who did what to which model, when: the raw material of the audit log."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Kept as text too, so the record survives the account.
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=50)
+    target = models.CharField(max_length=1000, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["action", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.action} {self.target}"
+
+
+class VllmEndpoint(models.Model):
+    """A vLLM (or any OpenAI-compatible) server; a Celery beat task keeps the health fields fresh."""
+
+    url = models.URLField(max_length=500, unique=True)
+    api_key = models.CharField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True)
+    healthy = models.BooleanField(default=False)
+    # Requests the server reported running at the last check (its /metrics); routing
+    # uses the web process's own live counts.
+    in_flight = models.PositiveIntegerField(default=0)
+    served_models = models.JSONField(default=list, blank=True)
+    last_checked = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["url"]
+
+    def __str__(self) -> str:
+        return self.url

@@ -1,1 +1,7 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import ModelsAdminConsumer
+
+websocket_urlpatterns = [
+    path("ws/admin/models/", ModelsAdminConsumer.as_asgi()),
+]

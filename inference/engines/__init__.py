@@ -5,8 +5,21 @@ from __future__ import annotations
 from functools import cache
 
 from .base import Engine, EngineError, ModelSpec
-from .embedded import EmbeddedEngine
+from .embedded import EmbeddedEngine, LoadedModel, parse_keep_alive
 from .openai_compat import OpenAICompatEngine
+
+__all__ = [
+    "EmbeddedEngine",
+    "Engine",
+    "EngineError",
+    "LoadedModel",
+    "ModelSpec",
+    "OpenAICompatEngine",
+    "embedded_engine",
+    "engine_for",
+    "parse_keep_alive",
+    "vllm_engine",
+]
 
 
 @cache

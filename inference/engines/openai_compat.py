@@ -1,12 +1,23 @@
-"""Streaming client for OpenAI-compatible servers (vLLM, llama.cpp's listener, ...)."""
+"""Streaming client for OpenAI-compatible servers (vLLM, llama.cpp's listener, ...).
+
+A model may be served by several servers (``ModelSpec.endpoints``, vLLM replicas): each
+request goes to the reachable one with the fewest requests in flight from this process.
+A server that refuses a connection or breaks a stream is taken out and probed again
+(``GET /v1/models``) after ``retry_after`` seconds; a request that could not connect is
+retried on the next server before anything was streamed, so a stopped replica costs no
+answer.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -38,7 +49,10 @@ def http_client() -> httpx.AsyncClient:
     if client is None:
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.ENGINE_TIMEOUT, connect=5.0),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            # No keep-alive: llama.cpp's HTTP server gives each open connection a thread and
+            # drops idle ones after 5 s, so pooled sockets either starve its threads or go
+            # stale under us. A loopback connect costs well under a millisecond.
+            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=0),
         )
         _clients[loop] = client
     return client
@@ -53,11 +67,86 @@ class OpenAICompatEngine(Engine):
     """Talks the OpenAI HTTP protocol; subclasses decide which server a model lives on."""
 
     name = "vllm"
+    # Seconds a failed server stays out before the next probe puts it back.
+    retry_after = 10.0
+    probe_timeout = 3.0
+
+    def __init__(self) -> None:
+        # Both only touched from event-loop code between awaits, so no lock is needed.
+        self._in_flight: dict[str, int] = {}
+        self._down_until: dict[str, float] = {}
+        self._turn = itertools.count()
+
+    def in_flight(self, url: str) -> int:
+        """Requests this process has open on the server at ``url``."""
+        return self._in_flight.get(url.rstrip("/"), 0)
+
+    def is_down(self, url: str) -> bool:
+        return url.rstrip("/") in self._down_until
+
+    def mark_down(self, endpoint: Endpoint) -> None:
+        url = endpoint.url.rstrip("/")
+        if url not in self._down_until:
+            logger.warning("taking %s out of rotation", url)
+        self._down_until[url] = time.monotonic() + self.retry_after
 
     async def endpoint_for(self, spec: ModelSpec) -> Endpoint:
+        """The reachable server with the fewest requests in flight (ties take turns)."""
         if not spec.endpoints:
             raise EngineError(_("No server is configured for model %(model)s.") % {"model": spec.key}, permanent=True)
-        return spec.endpoints[0]
+        now = time.monotonic()
+        up: list[Endpoint] = []
+        for endpoint in spec.endpoints:
+            until = self._down_until.get(endpoint.url.rstrip("/"))
+            if until is None:
+                up.append(endpoint)
+            elif now >= until:
+                if await self._probe(endpoint):
+                    logger.info("%s is back in rotation", endpoint.url)
+                    self._down_until.pop(endpoint.url.rstrip("/"), None)
+                    up.append(endpoint)
+                else:
+                    self.mark_down(endpoint)
+        if not up:
+            raise EngineError(
+                _("No server for model %(model)s is reachable. Please try again in a moment.") % {"model": spec.key}
+            )
+        fewest = min(self.in_flight(e.url) for e in up)
+        ties = [e for e in up if self.in_flight(e.url) == fewest]
+        return ties[next(self._turn) % len(ties)]
+
+    async def _probe(self, endpoint: Endpoint) -> bool:
+        try:
+            response = await http_client().get(
+                endpoint.url.rstrip("/") + "/v1/models", headers=self._headers(endpoint), timeout=self.probe_timeout
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def _acquire(self, spec: ModelSpec) -> Endpoint:
+        endpoint = await self.endpoint_for(spec)
+        # No await between choosing and counting: concurrent requests see each other.
+        url = endpoint.url.rstrip("/")
+        self._in_flight[url] = self._in_flight.get(url, 0) + 1
+        return endpoint
+
+    def _release(self, spec: ModelSpec, endpoint: Endpoint) -> None:
+        url = endpoint.url.rstrip("/")
+        remaining = self._in_flight.get(url, 0) - 1
+        if remaining > 0:
+            self._in_flight[url] = remaining
+        else:
+            self._in_flight.pop(url, None)
+
+    @asynccontextmanager
+    async def _using(self, spec: ModelSpec) -> AsyncIterator[Endpoint]:
+        """An endpoint for one request, counted in flight until the block ends."""
+        endpoint = await self._acquire(spec)
+        try:
+            yield endpoint
+        finally:
+            self._release(spec, endpoint)
 
     def _headers(self, endpoint: Endpoint) -> dict[str, str]:
         return {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
@@ -73,57 +162,76 @@ class OpenAICompatEngine(Engine):
     ) -> AsyncIterator[StreamEvent]:
         body = self._body(spec, options)
         body["messages"] = list(messages)
-        async for event in self._stream(spec, "/v1/chat/completions", body, chat=True):
-            yield event
+        # aclosing: closing this iterator closes the inner one at once (request released,
+        # connection closed), not whenever the garbage collector finalises it.
+        async with aclosing(self._stream(spec, "/v1/chat/completions", body, chat=True)) as events:
+            async for event in events:
+                yield event
 
     async def stream_completion(
         self, spec: ModelSpec, prompt: str, options: GenerationOptions
     ) -> AsyncIterator[StreamEvent]:
         body = self._body(spec, options)
         body["prompt"] = prompt
-        async for event in self._stream(spec, "/v1/completions", body, chat=False):
-            yield event
+        async with aclosing(self._stream(spec, "/v1/completions", body, chat=False)) as events:
+            async for event in events:
+                yield event
 
-    async def _stream(self, spec: ModelSpec, path: str, body: dict[str, Any], *, chat: bool) -> AsyncIterator[StreamEvent]:
-        endpoint = await self.endpoint_for(spec)
+    async def _stream(
+        self, spec: ModelSpec, path: str, body: dict[str, Any], *, chat: bool
+    ) -> AsyncGenerator[StreamEvent, None]:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         finish_reason = "stop"
         usage: dict[str, Any] = {}
         timings: dict[str, Any] = {}
         completion_chunks = 0
-        try:
-            # ``async with`` closes the connection when the caller stops iterating (Stop,
-            # client gone): the engine sees the disconnect and frees the slot.
-            async with http_client().stream(
-                "POST", endpoint.url.rstrip("/") + path, json=body, headers=self._headers(endpoint)
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._http_error(spec, response)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
+        attempts = max(1, len(spec.endpoints))
+        for attempt in range(attempts):
+            async with self._using(spec) as endpoint:
+                try:
+                    # ``async with`` closes the connection when the caller stops iterating (Stop,
+                    # client gone): the engine sees the disconnect and frees the slot.
+                    async with http_client().stream(
+                        "POST", endpoint.url.rstrip("/") + path, json=body, headers=self._headers(endpoint)
+                    ) as response:
+                        if response.status_code >= 400:
+                            await response.aread()
+                            raise self._http_error(spec, response)
+                        async for line in response.aiter_lines():
+                            if not line.startswith("data:"):
+                                continue
+                            data = line[5:].strip()
+                            if data == "[DONE]":
+                                break
+                            chunk = json.loads(data)
+                            if "error" in chunk:
+                                error = chunk["error"]
+                                message = error.get("message", "") if isinstance(error, dict) else error
+                                raise EngineError(_("The model server reported an error: %(error)s") % {"error": message})
+                            if chunk.get("usage"):
+                                usage = chunk["usage"]
+                            if chunk.get("timings"):
+                                timings = chunk["timings"]
+                            for choice in chunk.get("choices") or ():
+                                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                                if text:
+                                    completion_chunks += 1
+                                    yield Delta(text)
+                                if choice.get("finish_reason"):
+                                    finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
+                except httpx.ConnectError as exc:
+                    self.mark_down(endpoint)
+                    # Nothing was sent to the client yet: another replica can answer instead.
+                    if attempt + 1 < attempts:
                         continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    chunk = json.loads(data)
-                    if "error" in chunk:
-                        message = chunk["error"].get("message", "") if isinstance(chunk["error"], dict) else chunk["error"]
-                        raise EngineError(_("The model server reported an error: %(error)s") % {"error": message})
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    if chunk.get("timings"):
-                        timings = chunk["timings"]
-                    for choice in chunk.get("choices") or ():
-                        text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                        if text:
-                            completion_chunks += 1
-                            yield Delta(text)
-                        if choice.get("finish_reason"):
-                            finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
-        except (httpx.TransportError, json.JSONDecodeError) as exc:
-            raise _unreachable(exc) from exc
+                    raise _unreachable(exc) from exc
+                except httpx.TransportError as exc:
+                    self.mark_down(endpoint)
+                    raise _unreachable(exc) from exc
+                except json.JSONDecodeError as exc:
+                    raise _unreachable(exc) from exc
+            break
         yield Final(
             finish_reason=finish_reason,  # type: ignore[arg-type]
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
@@ -147,14 +255,14 @@ class OpenAICompatEngine(Engine):
         return EngineError(_("The model server failed: %(error)s") % {"error": message or response.status_code})
 
     async def count_tokens(self, spec: ModelSpec, text: str) -> int:
-        endpoint = await self.endpoint_for(spec)
         try:
-            # vLLM's /tokenize takes {model, prompt}; llama.cpp's takes {content}.
-            response = await http_client().post(
-                endpoint.url.rstrip("/") + "/tokenize",
-                json={"model": spec.upstream, "prompt": text, "add_special_tokens": False},
-                headers=self._headers(endpoint),
-            )
+            async with self._using(spec) as endpoint:
+                # vLLM's /tokenize takes {model, prompt}; llama.cpp's takes {content}.
+                response = await http_client().post(
+                    endpoint.url.rstrip("/") + "/tokenize",
+                    json={"model": spec.upstream, "prompt": text, "add_special_tokens": False},
+                    headers=self._headers(endpoint),
+                )
         except httpx.TransportError as exc:
             raise _unreachable(exc) from exc
         if response.status_code != 200:
@@ -164,13 +272,13 @@ class OpenAICompatEngine(Engine):
         return int(payload.get("count", len(payload.get("tokens", []))))
 
     async def embed(self, spec: ModelSpec, inputs: Sequence[str]) -> Embeddings:
-        endpoint = await self.endpoint_for(spec)
         try:
-            response = await http_client().post(
-                endpoint.url.rstrip("/") + "/v1/embeddings",
-                json={"model": spec.upstream, "input": list(inputs), "encoding_format": "float"},
-                headers=self._headers(endpoint),
-            )
+            async with self._using(spec) as endpoint:
+                response = await http_client().post(
+                    endpoint.url.rstrip("/") + "/v1/embeddings",
+                    json={"model": spec.upstream, "input": list(inputs), "encoding_format": "float"},
+                    headers=self._headers(endpoint),
+                )
         except httpx.TransportError as exc:
             raise _unreachable(exc) from exc
         if response.status_code >= 400:
@@ -184,8 +292,10 @@ class OpenAICompatEngine(Engine):
 
     async def health(self, spec: ModelSpec) -> bool:
         try:
-            endpoint = await self.endpoint_for(spec)
-            response = await http_client().get(endpoint.url.rstrip("/") + "/v1/models", headers=self._headers(endpoint), timeout=5.0)
+            async with self._using(spec) as endpoint:
+                response = await http_client().get(
+                    endpoint.url.rstrip("/") + "/v1/models", headers=self._headers(endpoint), timeout=5.0
+                )
         except (httpx.TransportError, EngineError):
             return False
         return response.status_code == 200

@@ -31,7 +31,9 @@
       value /= 1024;
       unit += 1;
     }
-    return `${value >= 100 || unit === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}`;
+    // Same as models_admin.fit.format_bytes: "93.8 MiB", "1 GiB", "16 GiB".
+    const text = value >= 100 || unit === 0 ? value.toFixed(0) : value.toFixed(1).replace(/\.0$/, "");
+    return `${text} ${units[unit]}`;
   }
 
   function formatDuration(seconds) {
@@ -220,6 +222,17 @@
     document.getElementById("id_source").value = button.dataset.estimateSource;
     estimate(button.dataset.estimateSource);
     document.getElementById("pull").scrollIntoView({ behavior: "smooth", block: "start" });
+  });
+
+  // ---- Row menus: one open at a time, closed by a click elsewhere or Escape ----------------
+  document.addEventListener("click", (event) => {
+    for (const menu of document.querySelectorAll("details.ma-menu[open]")) {
+      if (!menu.contains(event.target)) menu.open = false;
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    for (const menu of document.querySelectorAll("details.ma-menu[open]")) menu.open = false;
   });
 
   // ---- Confirmations (delegated: the table is replaced on refresh) ------------------------

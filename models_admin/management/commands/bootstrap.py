@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from chat.services import messages_interrupted
-from models_admin.services import bundled_model_install, vllm_model_register
+from models_admin.services import bundled_model_install, install_import_dir, vllm_model_register
 
 
 class Command(BaseCommand):
@@ -19,6 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         model = bundled_model_install()
         self.stdout.write(f"Model ready: {model.full_name} ({model.file_path})")
+        self.stdout.write(f"Import folder for GGUF files: {install_import_dir()}")
         if settings.VLLM_URL and settings.VLLM_MODEL:
             served = vllm_model_register(served_name=settings.VLLM_MODEL, context_length=settings.VLLM_CONTEXT)
             self.stdout.write(f"vLLM model registered: {served.full_name} at {settings.VLLM_URL}")

@@ -1,0 +1,110 @@
+"""Forms of the admin models page. Parsing only: the services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+
+from .models import Access, LLMModel, ModelStatus
+
+
+class PullForm(forms.Form):
+    source = forms.CharField(
+        label=_("Model to pull"),
+        max_length=1000,
+        widget=forms.TextInput(attrs={"placeholder": "hf.co/bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M", "autocomplete": "off", "spellcheck": "false"}),
+    )
+    model_name = forms.CharField(
+        label=_("Register as (optional)"),
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "qwen2.5:0.5b", "autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
+class EstimateForm(forms.Form):
+    source = forms.CharField(max_length=1000, required=False)
+    model = forms.IntegerField(required=False)
+    context_length = forms.IntegerField(required=False, min_value=256, max_value=10_000_000)
+    parallel = forms.IntegerField(required=False, min_value=1, max_value=1024)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("source") and not data.get("model"):
+            raise forms.ValidationError(_("Name a model or a source to estimate."))
+        return data
+
+
+class CopyForm(forms.Form):
+    destination = forms.CharField(label=_("New name"), max_length=200)
+
+
+class AccessForm(forms.Form):
+    access = forms.ChoiceField(label=_("Who may use this model"), choices=Access.choices, widget=forms.RadioSelect)
+    users = forms.ModelMultipleChoiceField(
+        label=_("Selected users"),
+        queryset=get_user_model().objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        users = self.fields["users"]
+        assert isinstance(users, forms.ModelMultipleChoiceField)
+        users.queryset = get_user_model().objects.filter(is_active=True, is_staff=False).order_by("username")
+
+
+class CreateModelForm(forms.Form):
+    """A custom model: Ollama's Modelfile as a form (FROM, SYSTEM, PARAMETER, TEMPLATE)."""
+
+    name = forms.CharField(
+        label=_("Name"), max_length=200, widget=forms.TextInput(attrs={"placeholder": "support-bot:latest", "spellcheck": "false"})
+    )
+    base = forms.ChoiceField(label=_("Base model"))
+    system = forms.CharField(label=_("System prompt"), required=False, widget=forms.Textarea(attrs={"rows": 5}))
+    temperature = forms.FloatField(label=_("Temperature"), required=False, min_value=0, max_value=100)
+    top_p = forms.FloatField(label="top_p", required=False, min_value=0, max_value=1)
+    top_k = forms.IntegerField(label="top_k", required=False, min_value=0)
+    min_p = forms.FloatField(label="min_p", required=False, min_value=0, max_value=1)
+    repeat_penalty = forms.FloatField(label="repeat_penalty", required=False, min_value=0)
+    num_ctx = forms.IntegerField(label=_("Context length (num_ctx)"), required=False, min_value=16)
+    num_predict = forms.IntegerField(label=_("Answer length limit (num_predict)"), required=False, min_value=-2)
+    seed = forms.IntegerField(label=_("Seed"), required=False)
+    stop = forms.CharField(
+        label=_("Stop sequences (one per line)"), required=False, widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"})
+    )
+    template = forms.CharField(
+        label=_("Chat template (Jinja, optional)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "code-input"}),
+    )
+
+    NUMERIC = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "num_ctx", "num_predict", "seed")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        base = self.fields["base"]
+        assert isinstance(base, forms.ChoiceField)
+        base.choices = [
+            (m.full_name, m.full_name) for m in LLMModel.objects.filter(status=ModelStatus.READY).order_by("name", "tag")
+        ]
+
+    def parameters(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            name: self.cleaned_data[name] for name in self.NUMERIC if self.cleaned_data.get(name) is not None
+        }
+        stops = [line.strip() for line in (self.cleaned_data.get("stop") or "").splitlines() if line.strip()]
+        if stops:
+            params["stop"] = stops
+        return params
+
+
+class EndpointForm(forms.Form):
+    url = forms.CharField(
+        label=_("vLLM server URL"), max_length=500, widget=forms.TextInput(attrs={"placeholder": "http://vllm:8000", "spellcheck": "false"})
+    )
+    api_key = forms.CharField(label=_("API key (optional)"), max_length=500, required=False, widget=forms.PasswordInput)

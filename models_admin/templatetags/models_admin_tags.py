@@ -1,0 +1,15 @@
+"""Template filters of the admin models page."""
+
+from __future__ import annotations
+
+from django import template
+
+from models_admin.fit import format_bytes
+
+register = template.Library()
+
+
+@register.filter
+def bytes_iec(size: int | None) -> str:
+    """Bytes the way the estimate and the page's script write them: 93.8 MiB, 1.2 GiB."""
+    return "—" if size is None else format_bytes(int(size))

@@ -1,0 +1,277 @@
+"""The admin models page (staff only): authenticate, parse, call a service, respond."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import selectors, services
+from .fetch import DownloadError, UnsafeURL
+from .forms import AccessForm, CopyForm, CreateModelForm, EndpointForm, EstimateForm, PullForm
+from .gguf_info import InvalidGGUF
+from .models import LLMModel, VllmEndpoint
+from .names import InvalidModelName
+from .progress import pull_payload
+from .selectors import ModelNotFound
+from .sources import SourceError, estimate_source, parse_source
+
+View = Callable[..., HttpResponse]
+
+
+def staff_required(view: View) -> View:
+    """Staff only. Others get the ordinary 404 page, so the admin pages do not announce themselves."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            return render(request, "404.html", status=404)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _model_or_404(request: HttpRequest, model_id: int) -> LLMModel | None:
+    del request  # same signature as the other fetch helpers; admins may see every model
+    return LLMModel.objects.filter(pk=model_id).first()
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    return render(request, "404.html", status=404)
+
+
+def _back(fragment: str = "") -> HttpResponse:
+    return redirect(f"/admin/models/{'#' + fragment if fragment else ''}")
+
+
+def _page_context() -> dict[str, Any]:
+    pulls = selectors.pulls_for_page()
+    return {
+        "rows": selectors.models_overview(),
+        "pulls": pulls,
+        "pull_payloads": [pull_payload(p) for p in pulls],
+        "import_files": selectors.import_dir_files(),
+        "import_dir": settings.MODEL_IMPORT_DIR,
+        "endpoints": selectors.endpoints_overview(),
+        "engine_memory": settings.ENGINE_MEMORY_BYTES,
+        "gpu_memory": settings.GPU_MEMORY_BYTES,
+        "parallel": settings.EMBEDDED_PARALLEL,
+        "embedded_context": settings.EMBEDDED_CONTEXT,
+        "keep_alive": settings.EMBEDDED_KEEP_ALIVE,
+        "max_loaded": settings.EMBEDDED_MAX_LOADED,
+        "hf_endpoint": settings.HF_ENDPOINT,
+    }
+
+
+@staff_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    context = _page_context()
+    context.update(pull_form=PullForm(), endpoint_form=EndpointForm())
+    return render(request, "models_admin/index.html", context)
+
+
+@staff_required
+@require_GET
+def models_table(request: HttpRequest) -> HttpResponse:
+    """The models table alone, for the page to refresh it when models change."""
+    return render(request, "models_admin/_models_table.html", {"rows": selectors.models_overview()})
+
+
+@staff_required
+@require_POST
+def pull_create(request: HttpRequest) -> HttpResponse:
+    form = PullForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Type a model to pull."))
+        return _back("pull")
+    try:
+        pull = services.pull_start(
+            actor=request.user, name=form.cleaned_data["source"], model_name=form.cleaned_data["model_name"]
+        )
+    except services.ModelError as exc:
+        messages.error(request, exc.message)
+        return _back("pull")
+    messages.success(request, _("Pulling %(source)s as %(model)s.") % {"source": pull.source, "model": pull.model_name})
+    return _back("pulls")
+
+
+@staff_required
+@require_POST
+def pull_cancel(request: HttpRequest, pull_id: int) -> HttpResponse:
+    pull = selectors.get_pull(pull_id=pull_id)
+    if pull is None:
+        return _not_found(request)
+    try:
+        services.pull_cancel(actor=request.user, pull=pull)
+    except services.ModelError as exc:
+        messages.error(request, exc.message)
+    return _back("pulls")
+
+
+@staff_required
+@require_POST
+def estimate(request: HttpRequest) -> JsonResponse:
+    """Does a model, or a source not pulled yet, fit in this server's memory? (JSON)"""
+    form = EstimateForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": " ".join(str(e) for errors in form.errors.values() for e in errors)}, status=400)
+    data = form.cleaned_data
+    try:
+        if data.get("model"):
+            model = LLMModel.objects.filter(pk=data["model"]).first()
+            report = selectors.model_fit(model, context_length=data.get("context_length"), parallel=data.get("parallel")) if model else None
+            if report is None:
+                return JsonResponse({"error": _("The size of this model is unknown.")}, status=400)
+        else:
+            source = parse_source(data["source"])
+            report = estimate_source(source, context_length=data.get("context_length"), parallel=data.get("parallel"))
+    except SourceError as exc:
+        return JsonResponse({"error": exc.message}, status=400)
+    except (UnsafeURL, DownloadError, InvalidGGUF, InvalidModelName, ValueError, OSError) as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(report.as_json())
+
+
+@staff_required
+@require_POST
+def model_default(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = _model_or_404(request, model_id)
+    if model is None:
+        return _not_found(request)
+    services.model_set_default(model=model, actor=request.user)
+    messages.success(request, _("%(model)s is now the default model for new chats.") % {"model": model.full_name})
+    return _back()
+
+
+@staff_required
+@require_POST
+def model_delete(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = _model_or_404(request, model_id)
+    if model is None:
+        return _not_found(request)
+    try:
+        services.model_delete(actor=request.user, name=model.full_name)
+    except ModelNotFound:
+        return _not_found(request)
+    messages.success(request, _("%(model)s was deleted.") % {"model": model.full_name})
+    return _back()
+
+
+@staff_required
+@require_POST
+def model_copy(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = _model_or_404(request, model_id)
+    if model is None:
+        return _not_found(request)
+    form = CopyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give the copy a name."))
+        return _back()
+    try:
+        copy = services.model_copy(actor=request.user, source=model.full_name, destination=form.cleaned_data["destination"])
+    except services.ModelError as exc:
+        messages.error(request, exc.message)
+        return _back()
+    messages.success(request, _("Copied %(model)s to %(copy)s.") % {"model": model.full_name, "copy": copy.full_name})
+    return _back()
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def model_access(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = _model_or_404(request, model_id)
+    if model is None:
+        return _not_found(request)
+    if request.method == "POST":
+        form = AccessForm(request.POST)
+        if form.is_valid():
+            services.model_access_set(
+                actor=request.user,
+                model=model,
+                access=form.cleaned_data["access"],
+                user_ids=[u.pk for u in form.cleaned_data["users"]],
+            )
+            messages.success(request, _("Access to %(model)s was saved.") % {"model": model.full_name})
+            return _back()
+    else:
+        form = AccessForm(initial={"access": model.access, "users": list(model.allowed_users.all())})
+    return render(request, "models_admin/access.html", {"model": model, "form": form})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def model_create(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = CreateModelForm(request.POST)
+        if form.is_valid():
+            try:
+                model = services.model_create(
+                    actor=request.user,
+                    name=form.cleaned_data["name"],
+                    from_=form.cleaned_data["base"],
+                    system=form.cleaned_data["system"],
+                    template=form.cleaned_data["template"],
+                    parameters=form.parameters(),
+                )
+            except (services.ModelError, ModelNotFound) as exc:
+                form.add_error(None, getattr(exc, "message", str(exc)))
+            else:
+                messages.success(request, _("Created %(model)s.") % {"model": model.full_name})
+                return _back()
+    else:
+        base = LLMModel.objects.filter(pk=request.GET.get("base") or 0).first() if (request.GET.get("base") or "").isdigit() else None
+        form = CreateModelForm(initial={"base": base.full_name if base else None})
+    return render(request, "models_admin/create.html", {"form": form})
+
+
+@staff_required
+@require_POST
+def endpoint_add(request: HttpRequest) -> HttpResponse:
+    form = EndpointForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give the URL of the vLLM server."))
+        return _back("endpoints")
+    try:
+        endpoint = services.vllm_endpoint_add(
+            actor=request.user, url=form.cleaned_data["url"], api_key=form.cleaned_data["api_key"]
+        )
+    except services.ModelError as exc:
+        messages.error(request, exc.message)
+        return _back("endpoints")
+    if endpoint.healthy:
+        messages.success(request, _("Added %(url)s.") % {"url": endpoint.url})
+    else:
+        messages.warning(request, _("Added %(url)s, but it does not answer: %(error)s") % {"url": endpoint.url, "error": endpoint.last_error})
+    return _back("endpoints")
+
+
+@staff_required
+@require_POST
+def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = VllmEndpoint.objects.filter(pk=endpoint_id).first()
+    if endpoint is None:
+        return _not_found(request)
+    services.vllm_endpoint_delete(actor=request.user, endpoint=endpoint)
+    messages.success(request, _("Removed %(url)s.") % {"url": endpoint.url})
+    return _back("endpoints")
+
+
+@staff_required
+@require_POST
+def endpoint_check(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = VllmEndpoint.objects.filter(pk=endpoint_id).first()
+    if endpoint is None:
+        return _not_found(request)
+    services.vllm_endpoint_check(endpoint=endpoint, register_models=True)
+    return _back("endpoints")
