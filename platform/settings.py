@@ -272,6 +272,7 @@ VLLM_URL = env.str("VLLM_URL", default="")
 VLLM_API_KEY = _secret("VLLM_API_KEY", default="") or ""
 VLLM_MODEL = env.str("VLLM_MODEL", default="")
 VLLM_CONTEXT = _positive_int("VLLM_CONTEXT", 8192)
+ENGINE_DEBUG_LOG = _bool("ENGINE_DEBUG_LOG", default=False)  # llama.cpp's verbose log
 ENGINE_TIMEOUT = float(env.str("ENGINE_TIMEOUT", default="300"))
 DEFAULT_MAX_TOKENS = _positive_int("DEFAULT_MAX_TOKENS", 1024)
 MAX_TOKENS_CEILING = _positive_int("MAX_TOKENS_CEILING", 4096)

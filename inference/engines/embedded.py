@@ -284,6 +284,11 @@ class EmbeddedEngine(OpenAICompatEngine):
         params.n_parallel = parallel
         params.n_ctx = context * parallel
         params.cont_batching = True
+        # Requests beyond the parallel slots wait in llama.cpp's queue, each holding an HTTP
+        # thread meanwhile: leave enough threads for a burst of queued requests.
+        params.n_threads_http = max(64, parallel * 8)
+        # llama.cpp logs every token batch at its default verbosity; keep warnings and errors.
+        params.verbosity = 3 if settings.ENGINE_DEBUG_LOG else 0
         params.endpoint_metrics = True
         params.endpoint_slots = True
         threads = settings.EMBEDDED_THREADS or (os.cpu_count() or 1)
