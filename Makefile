@@ -52,8 +52,9 @@ check:
 typecheck:
 	$(PY) -m mypy
 
-bench: install
+bench: setup
 	$(PY) -m bench.chat_ws
+	$(PY) -m bench.api
 
 clean:
 	rm -rf $(VENV) var/static

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class UsageSource(models.TextChoices):
@@ -22,3 +23,36 @@ class UsageRecord(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user", "model_name", "created_at"])]
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        """Keys that authenticate: not revoked, and their user is still active."""
+        return self.filter(revoked_at__isnull=True, user__is_active=True)
+
+
+class ApiKey(models.Model):
+    """A personal key for the Ollama/OpenAI API. Only a hash of the secret is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(_("name"), max_length=100)
+    # The first characters of the secret, shown in the key list so people can tell keys apart.
+    prefix = models.CharField(max_length=16)
+    # sha256 of the whole secret, hex. The secret has 256 random bits, so no salt or slow hash
+    # is needed, and an indexed equality lookup is all authentication costs.
+    hashed_key = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

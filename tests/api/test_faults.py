@@ -111,8 +111,8 @@ def _engine_of(live_platform: LiveServer) -> list[str]:
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/api/chat", {"model": "smollm2:135m", "messages": LONG, "options": {"num_predict": 3000}}),
-        ("/v1/chat/completions", {"model": "smollm2:135m", "messages": LONG, "max_tokens": 3000, "stream": True}),
+        ("/api/chat", {"model": "smollm2:135m", "messages": LONG, "options": {"num_predict": 3000, "temperature": 0}}),
+        ("/v1/chat/completions", {"model": "smollm2:135m", "messages": LONG, "max_tokens": 3000, "stream": True, "temperature": 0}),
     ],
 )
 def test_client_disconnect_mid_stream_frees_the_engine_slot(
@@ -142,7 +142,7 @@ def test_client_disconnect_during_a_non_streamed_answer_frees_the_engine_slot(
     engine = _engine_of(live_platform)
     assert wait_for(lambda: busy_slots(engine) == 0, timeout=30)
 
-    body = {"model": "smollm2:135m", "messages": LONG, "max_tokens": 3000}  # no "stream": not streamed
+    body = {"model": "smollm2:135m", "messages": LONG, "max_tokens": 3000, "temperature": 0}  # no "stream": not streamed
     request = RawHTTP(server, "POST", "/v1/chat/completions", body, {"Authorization": f"Bearer {alice_key}"})
     assert wait_for(lambda: busy_slots(engine) == 1, timeout=30), "the engine should be generating the answer"
     request.hang_up()

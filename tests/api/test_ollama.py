@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -225,4 +226,16 @@ def test_key_prefix_works_for_the_ollama_client(
     client = ollama_client(None, host=f"{server}/u/{alice_key}")
     assert [m.model for m in client.list().models] == ["smollm2:135m"]
     answer = client.chat(model="smollm2:135m", messages=HELLO, options=SHORT)
+    assert answer.message.content
+
+
+def test_images_sent_to_a_model_without_vision_are_dropped_not_fatal(
+    ollama_client: Callable[..., ollama.Client], alice_key: str, smollm: LLMModel
+) -> None:
+    pixel = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    answer = ollama_client(alice_key).chat(
+        model="smollm2:135m", messages=[{"role": "user", "content": "Describe this.", "images": [pixel]}], options=SHORT
+    )
     assert answer.message.content

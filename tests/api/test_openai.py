@@ -46,7 +46,7 @@ def test_chat_completion_without_stream_key_is_not_streamed(
     server: str, alice: AbstractUser, alice_key: str, smollm: LLMModel
 ) -> None:
     # Chatbox sends no "stream" at all when streaming is off.
-    body = {"model": "smollm2:135m", "messages": HELLO, "max_tokens": 6}
+    body = {"model": "smollm2:135m", "messages": HELLO, "max_tokens": 6, "temperature": 0}
     response = httpx.post(f"{server}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {alice_key}"}, timeout=120)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
@@ -63,7 +63,7 @@ def test_chat_completion_without_stream_key_is_not_streamed(
 def test_chat_stream_is_sse_with_role_first_choices_always_and_usage_on_finish(
     server: str, alice_key: str, smollm: LLMModel
 ) -> None:
-    body = {"model": "smollm2:135m", "messages": HELLO, "max_tokens": 6, "stream": True}
+    body = {"model": "smollm2:135m", "messages": HELLO, "max_tokens": 6, "stream": True, "temperature": 0}
     with httpx.stream(
         "POST", f"{server}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {alice_key}"}, timeout=120
     ) as response:
@@ -85,7 +85,8 @@ def test_chat_stream_is_sse_with_role_first_choices_always_and_usage_on_finish(
 
 def test_chat_stream_through_the_official_client(openai_client: Callable[..., openai.OpenAI], alice_key: str, smollm: LLMModel) -> None:
     stream = openai_client(alice_key).chat.completions.create(
-        model="smollm2:135m", messages=HELLO, max_tokens=6, stream=True, stream_options={"include_usage": True}
+        model="smollm2:135m", messages=HELLO, max_tokens=6, temperature=0, stream=True,
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -108,7 +109,7 @@ def test_chatbox_style_body_is_accepted(openai_client: Callable[..., openai.Open
     ]
     tools = [{"type": "function", "function": {"name": "look", "description": "Look", "parameters": {"type": "object", "properties": {}}}}]
     answer = openai_client(alice_key).chat.completions.create(
-        model="smollm2:135m", messages=messages, tools=tools, tool_choice="auto", max_tokens=5, top_p=0.9  # type: ignore[arg-type]
+        model="smollm2:135m", messages=messages, tools=tools, tool_choice="auto", max_tokens=5, top_p=0.9, temperature=0  # type: ignore[arg-type]
     )
     assert answer.choices[0].message.content
 
@@ -142,16 +143,16 @@ def test_key_prefix_works_for_the_openai_client(
 ) -> None:
     client = openai_client("ollama", base_url=f"{server}/u/{alice_key}/v1")
     assert [m.id for m in client.models.list()] == ["smollm2:135m"]
-    reply = client.chat.completions.create(model="smollm2:135m", messages=HELLO, max_tokens=3)
+    reply = client.chat.completions.create(model="smollm2:135m", messages=HELLO, max_tokens=3, temperature=0)
     assert reply.choices[0].message.content
 
 
 def test_restricted_model_cannot_be_used_by_others(
     openai_client: Callable[..., openai.OpenAI], alice_key: str, bob_key: str, restricted_model: LLMModel
 ) -> None:
-    reply = openai_client(alice_key).chat.completions.create(model="alices-model", messages=HELLO, max_tokens=2)
+    reply = openai_client(alice_key).chat.completions.create(model="alices-model", messages=HELLO, max_tokens=3, temperature=0)
     assert reply.choices[0].message.content
     with pytest.raises(openai.NotFoundError):
-        openai_client(bob_key).chat.completions.create(model="alices-model", messages=HELLO, max_tokens=2)
+        openai_client(bob_key).chat.completions.create(model="alices-model", messages=HELLO, max_tokens=3, temperature=0)
     with pytest.raises(openai.NotFoundError):
         openai_client(bob_key).completions.create(model="alices-model:latest", prompt="Hi", max_tokens=2)

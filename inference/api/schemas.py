@@ -1,0 +1,249 @@
+"""Request bodies of both protocols, validated strictly (a string where a number belongs is a 400).
+
+Unknown fields are ignored: clients send many that do not apply here (``keep_alive``,
+``format``, ``tools``, ``logprobs``...). Fields that are accepted but not acted on are listed
+on each schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+# ---- Ollama ---------------------------------------------------------------------------------
+
+
+class OllamaOptions(_Schema):
+    """Ollama's ``options``; the ones the engines understand are passed on, ``num_ctx`` and
+    the rest are ignored (the context size is the administrator's choice)."""
+
+    num_predict: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+
+    def requested(self) -> dict[str, Any]:
+        """In the OpenAI names that ``generation_options`` takes."""
+        values = self.model_dump(exclude_none=True)
+        if "num_predict" in values:
+            values["max_tokens"] = values.pop("num_predict")
+        return values
+
+
+class OllamaMessage(_Schema):
+    """Accepted, not acted on: ``tool_calls``, ``tool_name``, ``thinking``."""
+
+    role: str
+    content: str | None = ""
+    images: list[str] | None = None
+
+
+class _OllamaNamed(_Schema):
+    """Routes that name a model in ``model``, or in the deprecated ``name``."""
+
+    model: str = ""
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _one_name(self) -> _OllamaNamed:
+        if not (self.model or self.name):
+            raise ValueError("model is required")
+        return self
+
+    @property
+    def target(self) -> str:
+        return self.model or self.name
+
+
+class OllamaChatRequest(_Schema):
+    """Accepted, not acted on: ``format``, ``tools``, ``think``, ``keep_alive``."""
+
+    model: str
+    messages: list[OllamaMessage] = Field(default_factory=list)
+    stream: bool = True
+    options: OllamaOptions = Field(default_factory=OllamaOptions)
+
+
+class OllamaGenerateRequest(_Schema):
+    """Accepted, not acted on: ``suffix``, ``template``, ``context``, ``format``, ``think``, ``keep_alive``."""
+
+    model: str
+    prompt: str = ""
+    system: str | None = None
+    raw: bool = False
+    images: list[str] | None = None
+    stream: bool = True
+    options: OllamaOptions = Field(default_factory=OllamaOptions)
+
+
+class OllamaEmbedRequest(_Schema):
+    """Accepted, not acted on: ``truncate``, ``keep_alive``, ``options``."""
+
+    model: str
+    input: str | list[str] | None = None
+    dimensions: int | None = Field(default=None, gt=0)
+
+
+class OllamaEmbeddingsRequest(_Schema):
+    model: str
+    prompt: str = ""
+
+
+class OllamaShowRequest(_OllamaNamed):
+    verbose: bool = False
+
+
+class OllamaDeleteRequest(_OllamaNamed):
+    pass
+
+
+class OllamaPullRequest(_OllamaNamed):
+    """Accepted, not acted on: ``insecure``."""
+
+    stream: bool = True
+
+
+class OllamaCopyRequest(_Schema):
+    source: str = Field(min_length=1)
+    destination: str = Field(min_length=1)
+
+
+class OllamaCreateRequest(_OllamaNamed):
+    """Custom models from a base (``from``) with a system prompt, template and parameters.
+    Building from uploaded files, adapters or quantizing is not offered through the API."""
+
+    from_: str = Field(default="", alias="from")
+    modelfile: str = ""
+    system: str = ""
+    template: str = ""
+    parameters: dict[str, Any] | None = None
+    stream: bool = True
+    quantize: str | None = None
+    files: dict[str, str] | None = None
+    adapters: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _nothing_unsupported(self) -> OllamaCreateRequest:
+        for field in ("quantize", "files", "adapters"):
+            if getattr(self, field):
+                raise ValueError(f"'{field}' is not supported here; create models from an existing one with 'from'")
+        return self
+
+
+# ---- OpenAI ---------------------------------------------------------------------------------
+
+
+class ImageUrl(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    url: str
+
+
+class ContentPart(BaseModel):
+    """One part of a message's content: text, an image, or a kind that is dropped (audio, file)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    type: str
+    text: str | None = None
+    image_url: ImageUrl | str | None = None
+
+
+class OpenAIMessage(_Schema):
+    """Accepted, not acted on: ``tool_calls``, ``tool_call_id``, ``reasoning_content``, ``name``."""
+
+    role: str
+    content: str | list[ContentPart] | None = None
+
+
+class StreamOptions(_Schema):
+    include_usage: bool = False
+
+
+class _OpenAISampling(_Schema):
+    model: str
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int | None = None
+    # llama.cpp / vLLM extensions that some clients send.
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> _OpenAISampling:
+        if self.n not in (None, 1):
+            raise ValueError("only n=1 is supported")
+        return self
+
+    def requested(self) -> dict[str, Any]:
+        """Sampling options in the names ``generation_options`` takes."""
+        return self.model_dump(
+            exclude_none=True, include={"max_tokens", "temperature", "top_p", "presence_penalty",
+                                        "frequency_penalty", "seed", "stop", "top_k", "min_p", "repeat_penalty"}
+        )
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class OpenAIChatRequest(_OpenAISampling):
+    """Accepted, not acted on: ``tools``, ``tool_choice``, ``response_format``, ``logprobs``, ``user``."""
+
+    messages: list[OpenAIMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = None
+
+    def requested(self) -> dict[str, Any]:
+        values = super().requested()
+        if self.max_completion_tokens is not None:
+            values["max_tokens"] = self.max_completion_tokens
+        return values
+
+
+class OpenAICompletionRequest(_OpenAISampling):
+    """Accepted, not acted on: ``suffix``, ``echo``, ``logprobs``, ``best_of``, ``user``."""
+
+    prompt: str | list[str]
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> OpenAICompletionRequest:
+        if isinstance(self.prompt, list) and len(self.prompt) != 1:
+            raise ValueError("only one prompt per request is supported")
+        return self
+
+    @property
+    def prompt_text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+
+class OpenAIEmbeddingRequest(_Schema):
+    """Accepted, not acted on: ``user``. Token-array inputs are refused."""
+
+    model: str
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, gt=0)
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
