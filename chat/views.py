@@ -42,7 +42,8 @@ def _signed_in(request: HttpRequest) -> User:
 
 def _chat_page(request: HttpRequest, conversation: Any | None) -> HttpResponse:
     user = request.user
-    models = model_list_for_user(user=user)
+    # Embedding-only models cannot chat: keep them out of the picker.
+    models = [m for m in model_list_for_user(user=user) if "embedding" not in m.capabilities or "completion" in m.capabilities]
     messages = selectors.conversation_messages(conversation=conversation) if conversation else []
     selected = conversation.model if conversation and conversation.model in models else default_model_for_user(user=user)
     generating = next((m.id for m in reversed(messages) if m.status == "streaming"), None)

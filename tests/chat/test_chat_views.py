@@ -104,3 +104,13 @@ def test_pages_send_a_strict_content_security_policy(alice: AbstractUser, alices
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     page = response.content.decode()
     assert "http://" not in page.replace("http://testserver", "") and "https://" not in page
+
+
+def test_embedding_only_models_are_not_offered_for_chat(alice: AbstractUser, smollm: LLMModel) -> None:
+    from models_admin.services import bundled_embedding_model_install
+
+    embedder = bundled_embedding_model_install()
+    assert embedder.capabilities == ["embedding"]
+    page = client_for(alice).get("/", HTTP_ACCEPT="text/html")
+    offered = [m["name"] for m in page.context["page_data"]["models"]]
+    assert "smollm2:135m" in offered and embedder.full_name not in offered

@@ -19,6 +19,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         model = bundled_model_install()
         self.stdout.write(f"Model ready: {model.full_name} ({model.file_path})")
+        embedder = bundled_embedding_model_install()
+        self.stdout.write(f"Embedding model ready: {embedder.full_name}")
         self.stdout.write(f"Import folder for GGUF files: {install_import_dir()}")
         if settings.VLLM_URL and settings.VLLM_MODEL:
             served = vllm_model_register(served_name=settings.VLLM_MODEL, context_length=settings.VLLM_CONTEXT)
