@@ -242,6 +242,12 @@ async def _generate_lines(run: EngineRun, label: str, texts: AsyncIterator[str])
     yield ndjson_line({"model": label, "created_at": _now(), "response": "", **_final(run)})
 
 
+def _keep_alive(target: Target, seconds: float | None) -> None:
+    """Ollama's per-request keep_alive; only the embedded engine loads and unloads models."""
+    if target.spec.backend == "embedded":
+        embedded_engine().touch(target.spec, keep_alive=seconds)
+
+
 async def _loaded(target: Target, label: str, field: str) -> HttpResponseBase:
     await load(target)
     empty: Any = {"role": "assistant", "content": ""} if field == "message" else ""
@@ -252,6 +258,7 @@ async def _loaded(target: Target, label: str, field: str) -> HttpResponseBase:
 async def chat(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
     body = parse_body(request, OllamaChatRequest)
     target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
+    _keep_alive(target, body.keep_alive_seconds)
     if not body.messages:
         return await _loaded(target, body.model, "message")
     run = EngineRun(
@@ -274,6 +281,7 @@ async def chat(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
 async def generate(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
     body = parse_body(request, OllamaGenerateRequest)
     target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
+    _keep_alive(target, body.keep_alive_seconds)
     if not body.prompt and not body.images:
         return await _loaded(target, body.model, "response")
     messages: list[ChatMessage] | None = None
@@ -303,6 +311,7 @@ async def generate(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
 async def embed(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
     body = parse_body(request, OllamaEmbedRequest)
     target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
+    _keep_alive(target, body.keep_alive_seconds)
     inputs = body.input if isinstance(body.input, list) else ([body.input] if body.input else [])
     result = await run_embed(
         user_id=api.user_id, target=target, source=UsageSource.OLLAMA, inputs=inputs, dimensions=body.dimensions

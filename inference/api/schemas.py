@@ -1,7 +1,6 @@
 """Request bodies of both protocols, validated strictly (a string where a number belongs is a 400).
 
-Unknown fields are ignored: clients send many that do not apply here (``keep_alive``,
-``format``, ``tools``, ``logprobs``...). Fields that are accepted but not acted on are listed
+Unknown fields are ignored: clients send many that do not apply here (``format``, ``tools``, ``logprobs``...). Fields that are accepted but not acted on are listed
 on each schema.
 """
 
@@ -9,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from inference.engines import parse_keep_alive
 
 
 class _Schema(BaseModel):
@@ -67,8 +68,24 @@ class _OllamaNamed(_Schema):
         return self.model or self.name
 
 
-class OllamaChatRequest(_Schema):
-    """Accepted, not acted on: ``format``, ``tools``, ``think``, ``keep_alive``."""
+class _KeepAlive(_Schema):
+    """Ollama's ``keep_alive``: seconds, or a duration such as ``"5m"``; negative keeps the model loaded."""
+
+    keep_alive: str | int | float | None = None
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _duration(cls, value: str | int | float | None) -> str | int | float | None:
+        parse_keep_alive(value)  # ValueError: a 400 naming the field
+        return value
+
+    @property
+    def keep_alive_seconds(self) -> float | None:
+        return parse_keep_alive(self.keep_alive)
+
+
+class OllamaChatRequest(_KeepAlive):
+    """Accepted, not acted on: ``format``, ``tools``, ``think``."""
 
     model: str
     messages: list[OllamaMessage] = Field(default_factory=list)
@@ -76,8 +93,8 @@ class OllamaChatRequest(_Schema):
     options: OllamaOptions = Field(default_factory=OllamaOptions)
 
 
-class OllamaGenerateRequest(_Schema):
-    """Accepted, not acted on: ``suffix``, ``template``, ``context``, ``format``, ``think``, ``keep_alive``."""
+class OllamaGenerateRequest(_KeepAlive):
+    """Accepted, not acted on: ``suffix``, ``template``, ``context``, ``format``, ``think``."""
 
     model: str
     prompt: str = ""
@@ -88,8 +105,8 @@ class OllamaGenerateRequest(_Schema):
     options: OllamaOptions = Field(default_factory=OllamaOptions)
 
 
-class OllamaEmbedRequest(_Schema):
-    """Accepted, not acted on: ``truncate``, ``keep_alive``, ``options``."""
+class OllamaEmbedRequest(_KeepAlive):
+    """Accepted, not acted on: ``truncate``, ``options``."""
 
     model: str
     input: str | list[str] | None = None

@@ -239,3 +239,16 @@ def test_images_sent_to_a_model_without_vision_are_dropped_not_fatal(
         model="smollm2:135m", messages=[{"role": "user", "content": "Describe this.", "images": [pixel]}], options=SHORT
     )
     assert answer.message.content
+
+
+def test_keep_alive_sets_how_long_the_model_stays_loaded(server: str, alice_key: str, smollm: LLMModel) -> None:
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    body = {"model": "smollm2:135m", "messages": HELLO, "stream": False, "options": SHORT, "keep_alive": "45m"}
+    assert httpx.post(f"{server}/api/chat", json=body, headers=headers, timeout=60).status_code == 200
+    loaded = httpx.get(f"{server}/api/ps", headers=headers).json()["models"]
+    expires = datetime.fromisoformat(next(m for m in loaded if m["name"] == "smollm2:135m")["expires_at"])
+    minutes_left = (expires - datetime.now(expires.tzinfo)).total_seconds() / 60
+    assert 40 < minutes_left <= 45
+
+    bad = httpx.post(f"{server}/api/chat", json={**body, "keep_alive": "forever"}, headers=headers)
+    assert bad.status_code == 400 and "keep_alive" in bad.json()["error"]
