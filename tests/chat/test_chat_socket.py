@@ -140,7 +140,9 @@ async def test_second_socket_joining_mid_answer_gets_the_whole_answer(
     done_second, events_second = await receive_until(second, "done")
     done_first, _ = await receive_until(first, "done")
 
-    assert events_second[0]["type"] == "snapshot" and events_second[0]["text"]
+    # Live deltas may overtake the snapshot reply; the offsets make the result the same.
+    snapshots = [e for e in events_second if e["type"] == "snapshot"]
+    assert len(snapshots) == 1 and snapshots[0]["text"]
     assert done_second["content"] == done_first["content"]
     assert apply_deltas(events_second) == done_second["content"]
     await first.disconnect()
