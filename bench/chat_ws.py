@@ -46,20 +46,21 @@ async def run(args: argparse.Namespace, data: dict[str, Any], platform: common.P
     direct_server = common.start_direct_engine(data)
     direct_url = direct_server.listening_address
     ws_base = platform.url.replace("http://", "ws://")
-    cookie = f"sessionid={data['session_key']}"
-    headers = {"Cookie": cookie, "Origin": platform.url}
+    headers = {"Cookie": f"sessionid={data['session_key']}", "Origin": platform.url}
 
-    max_c = max(args.concurrency)
-    conversations = [
-        await sync_to_async(conversation_create)(owner=data["user"], model_name=common.BENCH_MODEL) for _ in range(max_c)
-    ]
-    sockets = [
-        await websockets.connect(f"{ws_base}/ws/c/{c.id}/", additional_headers=headers, max_size=None)
-        for c in conversations
-    ]
+    async def open_chats(count: int) -> list[Any]:
+        """One fresh conversation per request, so every prompt is the same single message as
+        the direct request (a growing history would make the platform's prompts longer)."""
+        conversations = [
+            await sync_to_async(conversation_create)(owner=data["user"], model_name=common.BENCH_MODEL)
+            for _ in range(count)
+        ]
+        return [
+            await websockets.connect(f"{ws_base}/ws/c/{c.id}/", additional_headers=headers, max_size=None)
+            for c in conversations
+        ]
 
-    async def via_socket(index: int) -> common.Sample:
-        ws = sockets[index]
+    async def via_socket(ws: Any, answers: list[int]) -> common.Sample:
         started = time.perf_counter()
         await ws.send(json.dumps({"type": "send", "content": common.PROMPT, "model": common.BENCH_MODEL}))
         ttft = None
@@ -68,30 +69,42 @@ async def run(args: argparse.Namespace, data: dict[str, Any], platform: common.P
             if event["type"] == "delta" and ttft is None:
                 ttft = time.perf_counter() - started
             elif event["type"] == "done":
-                message_id = event["id"]
+                answers.append(event["id"])
                 break
             elif event["type"] == "error":
                 raise SystemExit(event["error"])
-        seconds = time.perf_counter() - started
-        tokens = (await Message.objects.aget(pk=message_id)).completion_tokens
-        return common.Sample(ttft=ttft or 0.0, tokens=tokens, seconds=seconds)
+        return common.Sample(ttft=ttft or 0.0, tokens=0, seconds=time.perf_counter() - started)
+
+    async def socket_load(concurrency: int, rounds: int) -> common.Result:
+        sockets = await open_chats(concurrency * rounds)
+        answers: list[int] = []
+        result = await common.run_load(
+            "WebSocket chat", concurrency, rounds, lambda i: via_socket(sockets.pop(), answers)
+        )
+        # Token counts come from the stored answers, read after the clock stopped.
+        counts = {
+            m.pk: m.completion_tokens async for m in Message.objects.filter(pk__in=answers).only("completion_tokens")
+        }
+        for sample, message_id in zip(result.samples, answers, strict=True):
+            sample.tokens = counts[message_id]
+        for ws in sockets:
+            await ws.close()
+        return result
 
     async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=256, max_keepalive_connections=0)) as client:
         # Warm both engines (model load, first-request allocations) before measuring.
         await common.direct_chat(client, direct_url, 8)
-        await via_socket(0)
+        await socket_load(1, 1)
         rows = []
         for concurrency in args.concurrency:
             rounds = args.rounds or max(2, 24 // concurrency)
             direct = await common.run_load(
                 "engine direct", concurrency, rounds, lambda _i: common.direct_chat(client, direct_url, args.max_tokens)
             )
-            through = await common.run_load("WebSocket chat", concurrency, rounds, via_socket)
+            through = await socket_load(concurrency, rounds)
             rows.append((through, direct))
             print(f"c={concurrency}: done", flush=True)
 
-    for ws in sockets:
-        await ws.close()
     print()
     print(f"Machine: {common.machine()}")
     print(f"Web process: {platform.start_seconds:.2f} s from start to serving, {platform.idle_rss_mib:.0f} MiB idle RSS "
