@@ -4,7 +4,7 @@ from .models import ApiKey, UsageRecord
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiKeyAdmin(admin.ModelAdmin):
     """Admins can see and revoke keys (set "revoked at"); secrets exist only as hashes."""
 
     list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
@@ -19,7 +19,7 @@ class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class UsageRecordAdmin(admin.ModelAdmin):
     list_display = ["created_at", "user", "model_name", "source", "prompt_tokens", "completion_tokens"]
     list_filter = ["source", "model_name"]
     list_select_related = ["user"]

@@ -37,7 +37,7 @@ def _service(name: str) -> Callable[..., Any]:
     function = getattr(model_services, name, None)
     if function is None:
         raise ApiError(501, "model management through the API is not available on this server yet", code="not_implemented")
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def _managed(name: str, work: Callable[[], T]) -> T:
@@ -128,7 +128,7 @@ async def pull(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
 
     def start(caller: Caller) -> models.Model:
         pull_start = _service("pull_start")
-        return _managed(body.target, lambda: pull_start(actor=caller.user, name=body.target))  # type: ignore[no-any-return]
+        return _managed(body.target, lambda: pull_start(actor=caller.user, name=body.target))
 
     started = await api.run(start)
     if body.stream:
