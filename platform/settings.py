@@ -113,6 +113,12 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
 ]
 
+# The Ollama/OpenAI API authenticates with keys, not cookies, so it skips the session, CSRF,
+# auth, message, locale and CSP middleware: under ASGI each sync-style middleware costs two
+# thread hops per request, which showed up as milliseconds of time-to-first-token.
+API_PATH_REGEX = r"^(/u/[^/]+)?/(api|v1)/"
+API_MIDDLEWARE = ["corsheaders.middleware.CorsMiddleware"]
+
 ROOT_URLCONF = "platform.urls"
 ASGI_APPLICATION = "platform.asgi.application"
 
