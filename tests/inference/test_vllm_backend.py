@@ -43,7 +43,9 @@ async def test_streams_deltas_then_usage(upstream: str) -> None:
     events = [
         event
         async for event in vllm_engine().stream_chat(
-            spec_for(upstream), [{"role": "user", "content": "Count to five."}], GenerationOptions(max_tokens=16)
+            spec_for(upstream),
+            [{"role": "user", "content": "Count from 1 to 100, separated by commas."}],
+            GenerationOptions(max_tokens=16, temperature=0),  # greedy: cannot stop before the cap
         )
     ]
     deltas = [e for e in events if isinstance(e, Delta)]
