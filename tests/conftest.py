@@ -13,12 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 
@@ -87,22 +87,21 @@ class LiveServer:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def live_platform(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The real platform (daphne + embedded engine) on a loopback port, over the test database.
-
-    Tests that use it need ``transactional_db`` so their data is committed and visible.
-    """
-    port = free_port()
-    log = tmp_path_factory.mktemp("live") / "daphne.log"
+@contextmanager
+def start_live_server(django_db_blocker: Any, log_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """Run the real platform (daphne + embedded engine) on a loopback port over the test
+    database; ``extra_env`` configures it as an operator would."""
     with django_db_blocker.unblock():
         database_url = _test_database_url()
+    port = free_port()
+    log = log_dir / "daphne.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "platform.settings",
         "PYTHONUNBUFFERED": "1",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **(extra_env or {}),
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -114,23 +113,33 @@ def live_platform(django_db_setup: None, django_db_blocker: Any, tmp_path_factor
         )
     server = LiveServer(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while True:
         try:
             httpx.get(server.url + "/", timeout=1)
             break
         except httpx.TransportError:
-            if process.poll() is not None:
-                raise RuntimeError(f"the platform did not start:\n{server.logs()}")
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"the platform did not start:\n{server.logs()}") from None
             time.sleep(0.1)
-    else:
-        process.kill()
-        raise RuntimeError(f"the platform did not start in time:\n{server.logs()}")
-    yield server
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def live_platform(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The real platform on a loopback port, over the test database.
+
+    Tests that use it need ``transactional_db`` so their data is committed and visible.
+    """
+    with start_live_server(django_db_blocker, tmp_path_factory.mktemp("live")) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

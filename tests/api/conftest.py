@@ -5,18 +5,14 @@ upstream for fault injection."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import ollama
 import openai
 import pytest
@@ -25,7 +21,7 @@ from django.contrib.auth.models import AbstractUser
 from inference.services import api_key_create
 from models_admin.models import Access, Backend, LLMModel
 from models_admin.services import bundled_model_path
-from tests.conftest import ROOT, LiveServer, _test_database_url, free_port
+from tests.conftest import LiveServer, start_live_server
 
 
 def make_key(user: AbstractUser, name: str = "tests") -> str:
@@ -168,19 +164,10 @@ def configured_platform(
     """A second live server (same test database) configured as an operator would: a vLLM
     backend (here the faulty upstream), a CORS origin, a small request-size limit, an import
     folder holding a GGUF file to pull."""
-    port = free_port()
     home = tmp_path_factory.mktemp("configured")
-    log = home / "daphne.log"
     (home / "import").mkdir()
     shutil.copyfile(bundled_model_path(), home / "import" / IMPORTABLE_FILE)
-    with django_db_blocker.unblock():
-        database_url = _test_database_url()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "platform.settings",
-        "PYTHONUNBUFFERED": "1",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    extra_env = {
         "VLLM_URL": faulty_upstream,
         "CORS_ALLOWED_ORIGINS": CORS_ORIGIN,
         "MAX_REQUEST_BYTES": str(SMALL_BODY_LIMIT),
@@ -189,28 +176,8 @@ def configured_platform(
         "MODEL_IMPORT_DIR": str(home / "import"),
         "MODELS_DIR": str(home / "models"),
     }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "platform.asgi:application"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(server.url + "/", timeout=1)
-            break
-        except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"the configured platform did not start:\n{server.logs()}") from None
-            time.sleep(0.1)
-    yield server
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with start_live_server(django_db_blocker, home, extra_env) as server:
+        yield server
 
 
 @pytest.fixture
