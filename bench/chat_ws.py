@@ -22,14 +22,7 @@ from . import common
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=0, help="requests per client (default: enough samples)")
-    args = parser.parse_args()
-    data_dir = common.temp_data_dir()
-    common.setup_django(data_dir)
-    data = common.prepare_data(args.max_tokens)
+    args, data_dir, data = common.prepare(__doc__)
     platform = common.start_platform(data_dir)
     try:
         asyncio.run(run(args, data, platform))

@@ -7,11 +7,11 @@ llama.cpp server started here with the same parameters, called directly over HTT
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +79,18 @@ def prepare_data(max_tokens: int) -> dict[str, Any]:
         "context": min(base.context_length, settings.EMBEDDED_CONTEXT),
         "threads": settings.EMBEDDED_THREADS or (os.cpu_count() or 1),
     }
+
+
+def prepare(description: str | None) -> tuple[argparse.Namespace, Path, dict[str, Any]]:
+    """The benchmarks' shared command line, a throwaway data folder and the bench data."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=0, help="requests per client (default: enough samples)")
+    args = parser.parse_args()
+    data_dir = temp_data_dir()
+    setup_django(data_dir)
+    return args, data_dir, prepare_data(args.max_tokens)
 
 
 def free_port() -> int:

@@ -102,6 +102,21 @@ class ModelShape:
             value_length=head_dim,
         )
 
+    def estimate(self, *, context_length: int, parallel: int = 1, kv_bytes_per_element: float = 2.0) -> MemoryEstimate:
+        """Memory for this model loaded with ``parallel`` sequences of ``context_length`` tokens."""
+        return estimate_memory(
+            weights_bytes=self.weights_bytes,
+            block_count=self.block_count,
+            embedding_length=self.embedding_length,
+            head_count=self.head_count,
+            head_count_kv=self.head_count_kv,
+            key_length=self.key_length,
+            value_length=self.value_length,
+            context_length=context_length,
+            parallel=parallel,
+            kv_bytes_per_element=kv_bytes_per_element,
+        )
+
 
 @dataclass(frozen=True)
 class FitVerdict:
@@ -203,18 +218,7 @@ def fit_verdict(
     room_for_kv = available_bytes - fixed
 
     def estimate(ctx: int, par: int) -> MemoryEstimate:
-        return estimate_memory(
-            weights_bytes=shape.weights_bytes,
-            block_count=shape.block_count,
-            embedding_length=shape.embedding_length,
-            head_count=shape.head_count,
-            head_count_kv=shape.head_count_kv,
-            context_length=ctx,
-            parallel=par,
-            key_length=shape.key_length,
-            value_length=shape.value_length,
-            kv_bytes_per_element=kv_bytes_per_element,
-        )
+        return shape.estimate(context_length=ctx, parallel=par, kv_bytes_per_element=kv_bytes_per_element)
 
     def max_parallel_at(ctx: int) -> int:
         if room_for_kv < 0:

@@ -104,7 +104,7 @@ def _load_key(spec: ModelSpec) -> str:
 
 def _memory_estimate(spec: ModelSpec, *, context: int, parallel: int) -> int:
     """Bytes this model will take loaded: from its GGUF header, else its file size."""
-    from models_admin.fit import ModelShape, estimate_memory
+    from models_admin.fit import ModelShape
     from models_admin.gguf_info import InvalidGGUF, read_gguf_info
 
     try:
@@ -114,17 +114,7 @@ def _memory_estimate(spec: ModelSpec, *, context: int, parallel: int) -> int:
             return os.path.getsize(spec.path)
         except OSError:
             return 0
-    return estimate_memory(
-        weights_bytes=shape.weights_bytes,
-        block_count=shape.block_count,
-        embedding_length=shape.embedding_length,
-        head_count=shape.head_count,
-        head_count_kv=shape.head_count_kv,
-        key_length=shape.key_length,
-        value_length=shape.value_length,
-        context_length=context,
-        parallel=parallel,
-    ).total
+    return shape.estimate(context_length=context, parallel=parallel).total
 
 
 class EmbeddedEngine(OpenAICompatEngine):
