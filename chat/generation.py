@@ -20,9 +20,9 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from inference.engines import EngineError, ModelSpec, engine_for
+from inference.engines import EngineError, ModelSpec
 from inference.engines.base import ChatMessage, Final
-from inference.prompting import fit_context, generation_options, with_system_prompt
+from inference.prompting import chat_stream, generation_options, with_system_prompt
 
 from .models import MessageStatus
 from .services import message_finalize
@@ -166,12 +166,10 @@ async def run_generation(job: GenerationJob) -> None:
 
 
 async def _stream(job: GenerationJob, answer: _Answer) -> Final | None:
-    engine = engine_for(job.spec)
     options = generation_options(spec=job.spec, requested=job.requested, model_max_tokens=job.model_max_tokens)
     messages = with_system_prompt(job.history, job.system_prompt)
-    messages = await fit_context(engine=engine, spec=job.spec, messages=messages, max_tokens=options.max_tokens)
     final: Final | None = None
-    async for event in engine.stream_chat(job.spec, messages, options):
+    async for event in await chat_stream(spec=job.spec, messages=messages, options=options):
         if isinstance(event, Final):
             final = event
         else:

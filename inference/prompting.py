@@ -4,14 +4,14 @@ the model's system prompt, and the context limit."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from .engines import Engine, EngineError, ModelSpec
-from .engines.base import ChatMessage, GenerationOptions
+from .engines import Engine, EngineError, ModelSpec, engine_for
+from .engines.base import ChatMessage, GenerationOptions, StreamEvent
 
 # Chat templates add a few special tokens around each message.
 _TEMPLATE_TOKENS_PER_MESSAGE = 8
@@ -84,3 +84,13 @@ async def fit_context(
             )
         total -= keep.pop(index)[1]
     return [message for message, _size in keep]
+
+
+async def chat_stream(
+    *, spec: ModelSpec, messages: Sequence[ChatMessage], options: GenerationOptions
+) -> AsyncIterator[StreamEvent]:
+    """The one way a chat reaches an engine, from the browser or the API: the history fitted
+    to the context, then streamed. Closing the returned iterator cancels the engine request."""
+    engine = engine_for(spec)
+    fitted = await fit_context(engine=engine, spec=spec, messages=messages, max_tokens=options.max_tokens)
+    return engine.stream_chat(spec, fitted, options)

@@ -23,7 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from inference.engines import engine_for
 from inference.engines.base import ChatMessage, EngineError, Final, ModelSpec, StreamEvent
 from inference.models import UsageSource
-from inference.prompting import fit_context, generation_options, with_system_prompt
+from inference.prompting import chat_stream, generation_options, with_system_prompt
 from inference.services import usage_record
 from models_admin.models import LLMModel
 from models_admin.selectors import ModelNotFound, get_model_for_user, model_spec
@@ -106,11 +106,9 @@ class EngineRun:
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         spec = self.target.spec
-        engine = engine_for(spec)
         if self._messages is None:
-            return engine.stream_completion(spec, self._prompt, self.options)
-        messages = await fit_context(engine=engine, spec=spec, messages=self._messages, max_tokens=self.options.max_tokens)
-        return engine.stream_chat(spec, messages, self.options)
+            return engine_for(spec).stream_completion(spec, self._prompt, self.options)
+        return await chat_stream(spec=spec, messages=self._messages, options=self.options)
 
     async def _texts(self) -> AsyncGenerator[str, None]:
         events = await self._events()
