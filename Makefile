@@ -44,6 +44,8 @@ test: install browser
 
 check:
 	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/lint-imports
 	DEBUG=false SECRET_KEY=ci-check-$$(date +%s)-not-a-real-key-0123456789abcdefghijklmnopqrstuvwxyz \
 	  SECURE_SSL_REDIRECT=true SECURE_HSTS_SECONDS=31536000 SECURE_HSTS_INCLUDE_SUBDOMAINS=true \
 	  SECURE_HSTS_PRELOAD=true ALLOWED_HOSTS=chat.example.com \

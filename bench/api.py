@@ -22,7 +22,7 @@ from . import common
 
 def main() -> None:
     args, data_dir, data = common.prepare(__doc__)
-    from inference.services import api_key_create
+    from accounts.services import api_key_create
 
     _key, secret = api_key_create(user=data["user"], name="bench")
     platform = common.start_platform(data_dir)

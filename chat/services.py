@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from inference.engines.base import ChatMessage
-from inference.models import UsageSource
-from inference.services import usage_record
+from accounts.models import UsageSource
+from accounts.services import usage_record
 from models_admin.models import LLMModel
 from models_admin.selectors import ModelNotFound, default_model_for_user, get_model_for_user
 

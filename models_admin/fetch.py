@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-from models_admin.fit import format_bytes
+from inference.fit import format_bytes
 from models_admin.names import InvalidModelName, parse_model_name
 
 MAX_REDIRECTS: Final = 5

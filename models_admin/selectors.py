@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 
 from inference.engines.base import Endpoint, ModelSpec
 
-from .fit import ModelShape
-from .gguf_info import InvalidGGUF, read_gguf_info
+from inference.fit import ModelShape
+from inference.gguf_info import InvalidGGUF, read_gguf_info
 from .models import Backend, LLMModel, Pull, PullStatus, VllmEndpoint
 from .names import InvalidModelName, parse_model_name
 from .sources import FitReport, fit_report, shape_from_details

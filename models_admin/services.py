@@ -38,8 +38,8 @@ from .fetch import (
     download,
     ensure_space,
 )
-from .fit import format_bytes
-from .gguf_info import GGUFInfo, InvalidGGUF, read_gguf_info
+from inference.fit import format_bytes
+from inference.gguf_info import GGUFInfo, InvalidGGUF, read_gguf_info
 from .modelfile import Modelfile, ModelfileError, parse_modelfile, validate_parameters
 from .models import (
     Access,

@@ -14,7 +14,6 @@ talk to the source, always through ``fetch``'s address checks.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -25,10 +24,12 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from . import fetch, gguf_info
+from inference.gguf_info import GGUF_MAGIC, gguf_info_from_prefix
+
+from . import fetch
 from .fetch import DownloadError, UnsafeURL, hf_file_url, hf_list_files, parse_hf_name, pick_gguf_file
-from .fit import FitVerdict, ModelShape, fit_verdict, format_bytes
-from .gguf_info import GGUFInfo, InvalidGGUF, read_gguf_info
+from inference.fit import FitVerdict, ModelShape, fit_verdict, format_bytes
+from inference.gguf_info import GGUFInfo, InvalidGGUF, read_gguf_info
 from .models import Backend, PullKind
 from .names import InvalidModelName, parse_model_name, safe_join
 
@@ -272,34 +273,6 @@ def plan_files(source: Source) -> Plan:
     return Plan(kind=PullKind.HF_SAFETENSORS, files=files)
 
 
-class _Prefix(io.BytesIO):
-    """The first bytes of a file; remembers whether the parser wanted more."""
-
-    exhausted = False
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = super().read(size)
-        if size is not None and size >= 0 and len(data) < size:
-            self.exhausted = True
-        return data
-
-
-def gguf_info_from_prefix(data: bytes, *, file_size: int) -> GGUFInfo | None:
-    """Parse a GGUF header from the file's first bytes; None when more bytes are needed.
-
-    Uses gguf_info's streaming parser on the prefix with the real file size, so the checks
-    against the tensor data still hold; reads past the prefix come back short.
-    """
-    stream = _Prefix(data)
-    parser = gguf_info._Parser(gguf_info._Reader(stream, file_size))
-    try:
-        return gguf_info._parse(parser)
-    except (gguf_info._EndOfFile, InvalidGGUF):
-        if stream.exhausted and len(data) < file_size:
-            return None
-        raise InvalidGGUF("Not a valid GGUF file: the header could not be read.") from None
-
-
 def remote_gguf_info(url: str, *, headers: Mapping[str, str], hosts: Collection[str]) -> GGUFInfo:
     """Read a remote GGUF file's header with Range requests (never the whole file)."""
     length = HEADER_FIRST_READ
@@ -307,7 +280,7 @@ def remote_gguf_info(url: str, *, headers: Mapping[str, str], hosts: Collection[
         data, total = fetch_prefix(url, length, headers=headers, hosts=hosts)
         if total is None:
             raise SourceError("The server does not say how large the file is, so its header cannot be read.")
-        if not data.startswith(gguf_info.GGUF_MAGIC):
+        if not data.startswith(GGUF_MAGIC):
             raise InvalidGGUF("Not a GGUF file (bad magic).")
         info = gguf_info_from_prefix(data, file_size=total)
         if info is not None:

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import selectors, services
 from .fetch import DownloadError, UnsafeURL
 from .forms import AccessForm, CopyForm, CreateModelForm, EndpointForm, EstimateForm, PullForm
-from .gguf_info import InvalidGGUF
+from inference.gguf_info import InvalidGGUF
 from .models import LLMModel, VllmEndpoint
 from .names import InvalidModelName
 from .progress import pull_payload

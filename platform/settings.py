@@ -93,8 +93,13 @@ INSTALLED_APPS = [
     "corsheaders",
     "csp",
     "channels",
+    # Layers, top to bottom (checked by import-linter, see pyproject.toml):
+    # chat | api -> generation -> models_admin -> accounts | inference
     "chat",
+    "api",
+    "generation",
     "models_admin",
+    "accounts",
     "inference",
 ]
 

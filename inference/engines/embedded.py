@@ -104,8 +104,8 @@ def _load_key(spec: ModelSpec) -> str:
 
 def _memory_estimate(spec: ModelSpec, *, context: int, parallel: int) -> int:
     """Bytes this model will take loaded: from its GGUF header, else its file size."""
-    from models_admin.fit import ModelShape
-    from models_admin.gguf_info import InvalidGGUF, read_gguf_info
+    from inference.fit import ModelShape
+    from inference.gguf_info import InvalidGGUF, read_gguf_info
 
     try:
         shape = ModelShape.from_gguf(read_gguf_info(Path(spec.path)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from models_admin.fit import format_bytes
+from inference.fit import format_bytes
 
 register = template.Library()
 

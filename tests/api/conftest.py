@@ -18,7 +18,7 @@ import openai
 import pytest
 from django.contrib.auth.models import AbstractUser
 
-from inference.services import api_key_create
+from accounts.services import api_key_create
 from models_admin.models import Access, Backend, LLMModel
 from models_admin.services import bundled_model_path
 from tests.conftest import LiveServer, start_live_server

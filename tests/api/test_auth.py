@@ -12,9 +12,9 @@ import pytest
 from django.contrib.auth.models import AbstractUser
 from django.utils import timezone
 
-from inference.models import ApiKey
-from inference.selectors import hash_secret
-from inference.services import api_key_revoke
+from accounts.models import ApiKey
+from accounts.selectors import hash_secret
+from accounts.services import api_key_revoke
 from models_admin.models import LLMModel
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 
-from inference.selectors import api_key_for_secret
+from accounts.selectors import api_key_for_secret
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ import openai
 import pytest
 from django.contrib.auth.models import AbstractUser
 
-from inference.models import UsageRecord
+from accounts.models import UsageRecord
 from models_admin.models import LLMModel
 from tests.conftest import LiveServer
 

@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
 
-from inference.models import ApiKey
-from inference.selectors import api_key_for_secret
-from inference.services import api_key_create
+from accounts.models import ApiKey
+from accounts.selectors import api_key_for_secret
+from accounts.services import api_key_create
 
 pytestmark = pytest.mark.django_db
 

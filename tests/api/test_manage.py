@@ -12,8 +12,8 @@ import pytest
 from django.contrib.auth.models import AbstractUser
 from django.test import AsyncClient
 
-from inference.api import manage
-from inference.api.manage import PullState
+from api import manage
+from api.manage import PullState
 from models_admin import services as model_services
 from models_admin.models import LLMModel
 

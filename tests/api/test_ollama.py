@@ -12,7 +12,7 @@ import ollama
 import pytest
 from django.contrib.auth.models import AbstractUser
 
-from inference.models import UsageRecord, UsageSource
+from accounts.models import UsageRecord, UsageSource
 from models_admin.models import LLMModel
 
 from .helpers import ndjson_lines

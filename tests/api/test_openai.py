@@ -10,7 +10,7 @@ import openai
 import pytest
 from django.contrib.auth.models import AbstractUser
 
-from inference.models import UsageRecord, UsageSource
+from accounts.models import UsageRecord, UsageSource
 from models_admin.models import LLMModel
 
 from .helpers import sse_events

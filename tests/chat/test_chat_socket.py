@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractUser
 from chat.models import Conversation, Message, MessageStatus
 from chat.services import conversation_create
 from inference.engines import embedded_engine
-from inference.models import UsageRecord
+from accounts.models import UsageRecord
 from models_admin.models import LLMModel
 from models_admin.selectors import model_spec
 

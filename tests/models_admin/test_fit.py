@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from models_admin.fit import (
+from inference.fit import (
     GiB,
     MiB,
     ModelShape,
@@ -14,7 +14,7 @@ from models_admin.fit import (
     fit_verdict,
     format_bytes,
 )
-from models_admin.gguf_info import read_gguf_info
+from inference.gguf_info import read_gguf_info
 
 # Llama 2 7B (multi-head attention) as a 3.8 GiB Q4_K_M file.
 LLAMA2_7B = ModelShape(

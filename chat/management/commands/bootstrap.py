@@ -1,4 +1,7 @@
-"""First-run set-up: the bundled model, the configured vLLM model, the first admin."""
+"""First-run set-up: the bundled model, the configured vLLM model, the first admin.
+
+It lives in ``chat``, the top layer, because it touches every layer below (models,
+conversations left generating, accounts)."""
 
 from __future__ import annotations
 

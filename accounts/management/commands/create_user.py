@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inference.services import UserCreateError, user_create
+from accounts.services import UserCreateError, user_create
 
 
 class Command(BaseCommand):

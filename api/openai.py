@@ -19,7 +19,7 @@ from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 
 from inference.engines.base import ChatMessage
-from inference.models import UsageSource
+from accounts.models import UsageSource
 from models_admin.models import LLMModel
 from models_admin.selectors import model_list_for_user
 

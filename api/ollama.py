@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from inference.engines import embedded_engine
 from inference.engines.base import ChatMessage
-from inference.models import UsageSource
-from models_admin.gguf_info import GGUFInfo, InvalidGGUF, read_gguf_info
+from accounts.models import UsageSource
+from inference.gguf_info import GGUFInfo, InvalidGGUF, read_gguf_info
 from models_admin.models import Backend, LLMModel
 from models_admin.selectors import model_list_for_user, model_spec
 

@@ -22,9 +22,9 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from inference.engines import engine_for
 from inference.engines.base import ChatMessage, EngineError, Final, ModelSpec, StreamEvent
-from inference.models import UsageSource
+from accounts.models import UsageSource
 from inference.prompting import chat_stream, generation_options, with_system_prompt
-from inference.services import usage_record
+from accounts.services import usage_record
 from models_admin.models import LLMModel
 from models_admin.selectors import ModelNotFound, get_model_for_user, model_spec
 

@@ -22,7 +22,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ValidationError
 
-from inference import selectors, services
+from accounts import selectors, services
 
 from .errors import ApiError, Protocol, error_response
 

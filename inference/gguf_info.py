@@ -9,6 +9,7 @@ Layout: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
@@ -210,6 +211,35 @@ def read_gguf_info(path: Path) -> GGUFInfo:
             raise InvalidGGUF(
                 f"GGUF file is truncated: it ends at byte {size}, inside the {parser.section}."
             ) from None
+
+
+class _Prefix(io.BytesIO):
+    """The first bytes of a file; remembers whether the parser wanted more."""
+
+    exhausted = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if size is not None and size >= 0 and len(data) < size:
+            self.exhausted = True
+        return data
+
+
+def gguf_info_from_prefix(data: bytes, *, file_size: int) -> GGUFInfo | None:
+    """Parse a GGUF header from the file's first bytes; None when more bytes are needed.
+
+    Uses the streaming parser on the prefix with the real file size, so the checks
+    against the tensor data still hold; reads past the prefix come back short.
+    """
+    stream = _Prefix(data)
+    parser = _Parser(_Reader(stream, file_size))
+    try:
+        return _parse(parser)
+    except (_EndOfFile, InvalidGGUF):
+        if stream.exhausted and len(data) < file_size:
+            return None
+        raise InvalidGGUF("Not a valid GGUF file: the header could not be read.") from None
+
 
 
 def _parse(p: _Parser) -> GGUFInfo:

@@ -1,4 +1,4 @@
-"""Routes shared by the web app and the Ollama API, and the API-key pages."""
+"""The API-key pages: each person creates and revokes their own keys."""
 
 from __future__ import annotations
 
@@ -6,52 +6,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chat.views import chat_home
-
 from . import selectors, services
-from .api.errors import ApiError, Protocol, error_response
 from .forms import ApiKeyForm
-
-
-def _health() -> HttpResponse:
-    return HttpResponse("Ollama is running", content_type="text/plain; charset=utf-8")
-
-
-def _method_not_allowed(request: HttpRequest) -> HttpResponse:
-    response = error_response(Protocol.OLLAMA, ApiError(405, f"method {request.method} not allowed"))
-    response["Allow"] = "GET, HEAD"
-    return response
-
-
-@csrf_exempt  # nothing here acts on a POST; the exemption lets it answer 405, not a CSRF 403
-def root(request: HttpRequest) -> HttpResponse:
-    """Browsers get the chat; Ollama clients use ``GET /`` as their health check."""
-    if request.method not in ("GET", "HEAD"):
-        return _method_not_allowed(request)
-    if "text/html" in request.headers.get("Accept", ""):
-        return chat_home(request)
-    return _health()
-
-
-@csrf_exempt
-def keyed_root(request: HttpRequest, key: str) -> HttpResponse:
-    """``GET /u/<key>/``: the health check of clients whose host carries the key. It answers
-    without looking at the key, like Ollama's, so it costs no database work."""
-    if request.method not in ("GET", "HEAD"):
-        return _method_not_allowed(request)
-    return _health()
-
-
-@csrf_exempt
-def api_not_found(request: HttpRequest, protocol: str, key: str | None = None) -> HttpResponse:
-    kind = Protocol.OPENAI if protocol == "v1" else Protocol.OLLAMA
-    return error_response(kind, ApiError(404, f"no such endpoint: {request.path}", code="not_found"))
 
 
 @never_cache  # the page may show a new key's secret: keep it out of every cache

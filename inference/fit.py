@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from models_admin.gguf_info import GGUFInfo
+from inference.gguf_info import GGUFInfo
 
 GiB: Final = 1 << 30
 MiB: Final = 1 << 20

@@ -22,7 +22,10 @@ class UsageRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "model_name", "created_at"])]
+        # The table keeps the name it had when this model lived in ``inference``: moving the
+        # model between apps must not copy or recreate a table that may hold millions of rows.
+        db_table = "inference_usagerecord"
+        indexes = [models.Index(fields=["user", "model_name", "created_at"], name="inference_u_user_id_cae869_idx")]
 
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
@@ -48,6 +51,7 @@ class ApiKey(models.Model):
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
+        db_table = "inference_apikey"  # see UsageRecord.Meta
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

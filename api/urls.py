@@ -1,5 +1,4 @@
-"""Ollama- and OpenAI-compatible API routes, also under the ``/u/<key>/`` prefix, and the
-API-key pages.
+"""Ollama- and OpenAI-compatible API routes, also under the ``/u/<key>/`` prefix.
 
 API routes match with or without a trailing slash (never a redirect: clients do not follow
 them on POST). Unknown paths under /api/ and /v1/ answer 404 in the protocol's JSON shape.
@@ -10,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.urls import URLPattern, path, re_path
+from django.urls import URLPattern, re_path
 
 from . import views
-from .api import manage, ollama, openai
+from . import manage, ollama, openai
 
 # The key in /u/<key>/: the secret's own alphabet, so nothing else is taken for a key.
 _KEY = r"u/(?P<key>[A-Za-z0-9_-]+)/"
@@ -51,6 +50,4 @@ urlpatterns = [
     *_api_patterns(),
     re_path(rf"^{_KEY}?$", views.keyed_root, name="keyed-root"),
     re_path(rf"^(?:{_KEY})?(?P<protocol>api|v1)/", views.api_not_found),
-    path("settings/keys/", views.keys, name="keys"),
-    path("settings/keys/<int:key_id>/revoke/", views.key_revoke, name="key_revoke"),
 ]
