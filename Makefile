@@ -55,8 +55,10 @@ typecheck:
 	$(PY) -m mypy
 
 bench: setup
-	$(PY) -m bench.chat_ws
+	$(PY) -m bench.chat_ws --concurrency 1 8 32 100
 	$(PY) -m bench.api
+	$(PY) -m bench.chat_ws --backend vllm --concurrency 1 8 32 100
+	$(PY) -m bench.api --backend vllm
 
 clean:
 	rm -rf $(VENV) var/static

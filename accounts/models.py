@@ -6,19 +6,33 @@ from django.utils.translation import gettext_lazy as _
 
 
 class UsageSource(models.TextChoices):
-    WEB = "web", "Web"
-    OLLAMA = "ollama", "Ollama API"
-    OPENAI = "openai", "OpenAI API"
+    WEB = "web", _("Web")
+    OLLAMA = "ollama", _("Ollama API")
+    OPENAI = "openai", _("OpenAI API")
+
+
+class UsageOutcome(models.TextChoices):
+    """How an answer ended. Every ending is charged for what the engine produced."""
+
+    COMPLETE = "complete", _("Complete")
+    STOPPED = "stopped", _("Stopped")
+    CLIENT_GONE = "client_gone", _("Client went away")
+    ERROR = "error", _("Engine error")
 
 
 class UsageRecord(models.Model):
-    """Tokens used by one request, attributed to its user and model (quotas build on this)."""
+    """Tokens used by one generation, attributed to its user and model (quotas build on this).
+
+    Written by ``generation.run`` and nothing else: exactly one row per answer, whichever
+    interface asked and however the answer ended.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_records")
     model_name = models.CharField(max_length=300)
     source = models.CharField(max_length=20, choices=UsageSource.choices)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=20, choices=UsageOutcome.choices, default=UsageOutcome.COMPLETE)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import ApiKey, UsageRecord, UsageSource
+from .models import ApiKey, UsageOutcome, UsageRecord, UsageSource
 from .selectors import hash_secret
 
 KEY_PREFIX = "sk-plat-"
@@ -27,13 +27,23 @@ SHOWN_PREFIX_LENGTH = 12
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def usage_record(*, user_id: int, model_name: str, source: UsageSource, prompt_tokens: int, completion_tokens: int) -> None:
-    UsageRecord.objects.create(
+def usage_record(
+    *,
+    user_id: int,
+    model_name: str,
+    source: UsageSource,
+    prompt_tokens: int,
+    completion_tokens: int,
+    outcome: UsageOutcome = UsageOutcome.COMPLETE,
+) -> UsageRecord:
+    """Store one request's usage; ``generation.run`` (and embeddings) call this, once each."""
+    return UsageRecord.objects.create(
         user_id=user_id,
-        model_name=model_name,
+        model_name=model_name[:300],
         source=source,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
+        prompt_tokens=max(0, prompt_tokens),
+        completion_tokens=max(0, completion_tokens),
+        outcome=outcome,
     )
 
 

@@ -16,12 +16,21 @@ class Protocol(str, Enum):
 class ApiError(Exception):
     """A refused request. Messages are protocol text, in English, as clients match on them."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.param = param
+        self.headers = headers or {}
 
 
 def model_not_found(name: str) -> ApiError:
@@ -57,4 +66,6 @@ def error_response(protocol: Protocol, error: ApiError) -> JsonResponse:
     response = JsonResponse(error_body(protocol, error), status=error.status)
     if error.status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
+    for name, value in error.headers.items():
+        response[name] = value
     return response

@@ -17,7 +17,9 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 
-from models_admin import services as model_services
+from models_admin.services import errors as model_errors
+from models_admin.services import pulls as model_pulls
+from models_admin.services import registry as model_registry
 from models_admin.selectors import ModelNotFound
 
 from .endpoint import ApiRequest, Caller, api_endpoint, parse_body
@@ -34,7 +36,7 @@ endpoint = functools.partial(api_endpoint, Protocol.OLLAMA, admin=True)
 
 
 def _service(name: str) -> Callable[..., Any]:
-    function = getattr(model_services, name, None)
+    function = getattr(model_pulls, name, None) or getattr(model_registry, name, None)
     if function is None:
         raise ApiError(501, "model management through the API is not available on this server yet", code="not_implemented")
     return function
@@ -42,7 +44,7 @@ def _service(name: str) -> Callable[..., Any]:
 
 def _managed(name: str, work: Callable[[], T]) -> T:
     """Run a management service; its refusals become 404 or 400."""
-    model_error: Any = getattr(model_services, "ModelError", None)
+    model_error: Any = getattr(model_errors, "ModelError", None)
     try:
         return work()
     except ModelNotFound as exc:
@@ -124,7 +126,7 @@ async def _pull_lines(pull: models.Model, name: str) -> AsyncIterator[bytes]:
 @endpoint("POST")
 async def pull(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
     """Start (or join) a pull and follow it. A client that leaves does not stop the pull."""
-    body = parse_body(request, OllamaPullRequest)
+    body = await parse_body(request, OllamaPullRequest)
 
     def start(caller: Caller) -> models.Model:
         pull_start = _service("pull_start")
@@ -146,7 +148,7 @@ async def pull(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
 
 @endpoint("DELETE")
 async def delete(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
-    body = parse_body(request, OllamaDeleteRequest)
+    body = await parse_body(request, OllamaDeleteRequest)
 
     def work(caller: Caller) -> None:
         model_delete = _service("model_delete")
@@ -158,7 +160,7 @@ async def delete(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
 
 @endpoint("POST")
 async def copy(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
-    body = parse_body(request, OllamaCopyRequest)
+    body = await parse_body(request, OllamaCopyRequest)
 
     def work(caller: Caller) -> None:
         model_copy = _service("model_copy")
@@ -172,7 +174,7 @@ async def copy(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
 async def create(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
     """Create a custom model. The work is quick, so it is done before answering; a stream
     then only reports the steps (errors have their real status code)."""
-    body = parse_body(request, OllamaCreateRequest)
+    body = await parse_body(request, OllamaCreateRequest)
 
     def work(caller: Caller) -> None:
         model_create = _service("model_create")

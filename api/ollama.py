@@ -18,16 +18,29 @@ from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 
+from accounts.models import UsageOutcome, UsageSource
+from generation.run import GenerationRun
 from inference.engines import embedded_engine
-from inference.engines.base import ChatMessage
-from accounts.models import UsageSource
+from inference.engines.base import ChatMessage, ModelSpec
 from inference.gguf_info import GGUFInfo, InvalidGGUF, read_gguf_info
 from models_admin.models import Backend, LLMModel
 from models_admin.selectors import model_list_for_user, model_spec
 
 from .endpoint import ApiRequest, api_endpoint, parse_body
 from .errors import Protocol
-from .generation import EngineRun, Target, embed as run_embed, guarded, load, message_content, resolve_model, resolve_target
+from .generation import (
+    Target,
+    collect,
+    durations,
+    guarded,
+    load,
+    message_content,
+    prepare_run,
+    resolve_model,
+    resolve_target,
+    start,
+)
+from .generation import embed as run_embed
 from .schemas import (
     OllamaChatRequest,
     OllamaEmbeddingsRequest,
@@ -36,7 +49,7 @@ from .schemas import (
     OllamaMessage,
     OllamaShowRequest,
 )
-from .streaming import NDJSON, ndjson_line, stream_response
+from .streaming import NDJSON, ChunkTemplate, ndjson_line, stream_response
 
 # The Ollama release whose API this follows; clients compare it to enable features.
 OLLAMA_VERSION = "0.9.0"
@@ -167,7 +180,7 @@ async def tags(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
 
 @endpoint("POST")
 async def show(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
-    body = parse_body(request, OllamaShowRequest)
+    body = await parse_body(request, OllamaShowRequest)
     model = await api.run(lambda caller: resolve_model(user=caller.user, name=body.target))
     info = await asyncio.to_thread(gguf_info, model)
     return JsonResponse(_show(model, info))
@@ -212,40 +225,44 @@ def _image_url(data: str) -> str:
     return f"data:image/png;base64,{data}"
 
 
-def _messages(messages: Sequence[OllamaMessage], *, vision: bool) -> list[ChatMessage]:
+def _messages(messages: Sequence[OllamaMessage]) -> list[ChatMessage]:
     return [
-        {
-            "role": message.role,
-            "content": message_content(message.content or "", [_image_url(i) for i in message.images or ()], vision=vision),
-        }
+        {"role": message.role, "content": message_content(message.content or "", [_image_url(i) for i in message.images or ()])}
         for message in messages
     ]
 
 
-def _final(run: EngineRun) -> dict[str, Any]:
-    return {"done": True, "done_reason": run.done_reason, **run.durations()}
+def _final(run: GenerationRun) -> dict[str, Any]:
+    return {"done": True, "done_reason": run.done_reason, **durations(run)}
 
 
-async def _chat_lines(run: EngineRun, label: str, texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
+async def _chat_lines(run: GenerationRun, label: str, texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    line = ChunkTemplate(
+        {"model": label, "created_at": ChunkTemplate.slot(0), "message": {"role": "assistant", "content": ChunkTemplate.slot(1)}, "done": False},
+        sse=False,
+    )
     async for text in texts:
         # Legacy Chatbox throws on a non-final line with empty content: there are none (the
         # engine layer drops empty deltas).
-        yield ndjson_line({"model": label, "created_at": _now(), "message": {"role": "assistant", "content": text}, "done": False})
-    await run.record_usage()
+        yield line(_now(), text)
+    await run.finish(UsageOutcome.COMPLETE)
     yield ndjson_line({"model": label, "created_at": _now(), "message": {"role": "assistant", "content": ""}, **_final(run)})
 
 
-async def _generate_lines(run: EngineRun, label: str, texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
+async def _generate_lines(run: GenerationRun, label: str, texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    line = ChunkTemplate(
+        {"model": label, "created_at": ChunkTemplate.slot(0), "response": ChunkTemplate.slot(1), "done": False}, sse=False
+    )
     async for text in texts:
-        yield ndjson_line({"model": label, "created_at": _now(), "response": text, "done": False})
-    await run.record_usage()
+        yield line(_now(), text)
+    await run.finish(UsageOutcome.COMPLETE)
     yield ndjson_line({"model": label, "created_at": _now(), "response": "", **_final(run)})
 
 
-def _keep_alive(target: Target, seconds: float | None) -> None:
+def _keep_alive(spec: ModelSpec, seconds: float | None) -> None:
     """Ollama's per-request keep_alive; only the embedded engine loads and unloads models."""
-    if target.spec.backend == "embedded":
-        embedded_engine().touch(target.spec, keep_alive=seconds)
+    if spec.backend == "embedded":
+        embedded_engine().touch(spec, keep_alive=seconds)
 
 
 async def _loaded(target: Target, label: str, field: str) -> HttpResponseBase:
@@ -256,51 +273,49 @@ async def _loaded(target: Target, label: str, field: str) -> HttpResponseBase:
 
 @endpoint("POST")
 async def chat(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
-    body = parse_body(request, OllamaChatRequest)
-    target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
-    _keep_alive(target, body.keep_alive_seconds)
+    body = await parse_body(request, OllamaChatRequest)
     if not body.messages:
+        target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
+        _keep_alive(target.spec, body.keep_alive_seconds)
         return await _loaded(target, body.model, "message")
-    run = EngineRun(
-        user_id=api.user_id,
-        target=target,
-        source=UsageSource.OLLAMA,
-        requested=body.options.requested(),
-        messages=_messages(body.messages, vision=target.vision),
+    run = await prepare_run(
+        api, model=body.model, interface=UsageSource.OLLAMA, messages=_messages(body.messages), requested=body.sampling
     )
+    _keep_alive(run.spec, body.keep_alive_seconds)
     if not body.stream:
-        text = await run.collect()
+        text = await collect(run)
         return JsonResponse(
             {"model": body.model, "created_at": _now(), "message": {"role": "assistant", "content": text}, **_final(run)}
         )
-    texts = await run.start()
+    texts = await start(run)
     return stream_response(guarded(run, _chat_lines(run, body.model, texts), _error_line), NDJSON)
 
 
 @endpoint("POST")
 async def generate(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
-    body = parse_body(request, OllamaGenerateRequest)
-    target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
-    _keep_alive(target, body.keep_alive_seconds)
+    body = await parse_body(request, OllamaGenerateRequest)
     if not body.prompt and not body.images:
+        target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
+        _keep_alive(target.spec, body.keep_alive_seconds)
         return await _loaded(target, body.model, "response")
     messages: list[ChatMessage] | None = None
     if not body.raw:  # raw: the prompt goes to the model as it is, without the chat template
         images = [_image_url(i) for i in body.images or ()]
         messages = [{"role": "system", "content": body.system}] if body.system else []
-        messages.append({"role": "user", "content": message_content(body.prompt, images, vision=target.vision)})
-    run = EngineRun(
-        user_id=api.user_id,
-        target=target,
-        source=UsageSource.OLLAMA,
-        requested=body.options.requested(),
+        messages.append({"role": "user", "content": message_content(body.prompt, images)})
+    run = await prepare_run(
+        api,
+        model=body.model,
+        interface=UsageSource.OLLAMA,
         messages=messages,
         prompt=body.prompt if body.raw else None,
+        requested=body.sampling,
     )
+    _keep_alive(run.spec, body.keep_alive_seconds)
     if not body.stream:
-        text = await run.collect()
+        text = await collect(run)
         return JsonResponse({"model": body.model, "created_at": _now(), "response": text, **_final(run)})
-    texts = await run.start()
+    texts = await start(run)
     return stream_response(guarded(run, _generate_lines(run, body.model, texts), _error_line), NDJSON)
 
 
@@ -309,9 +324,9 @@ async def generate(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
 
 @endpoint("POST")
 async def embed(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
-    body = parse_body(request, OllamaEmbedRequest)
+    body = await parse_body(request, OllamaEmbedRequest)
     target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
-    _keep_alive(target, body.keep_alive_seconds)
+    _keep_alive(target.spec, body.keep_alive_seconds)
     inputs = body.input if isinstance(body.input, list) else ([body.input] if body.input else [])
     result = await run_embed(
         user_id=api.user_id, target=target, source=UsageSource.OLLAMA, inputs=inputs, dimensions=body.dimensions
@@ -330,7 +345,7 @@ async def embed(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
 @endpoint("POST")
 async def embeddings(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
     """The legacy single-prompt route."""
-    body = parse_body(request, OllamaEmbeddingsRequest)
+    body = await parse_body(request, OllamaEmbeddingsRequest)
     target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
     result = await run_embed(
         user_id=api.user_id, target=target, source=UsageSource.OLLAMA, inputs=[body.prompt] if body.prompt else []

@@ -18,16 +18,28 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 
+from accounts.models import UsageOutcome, UsageSource
+from generation.run import GenerationRun
 from inference.engines.base import ChatMessage
-from accounts.models import UsageSource
 from models_admin.models import LLMModel
 from models_admin.selectors import model_list_for_user
 
 from .endpoint import ApiRequest, api_endpoint, parse_body
 from .errors import ApiError, Protocol, error_body
-from .generation import EngineRun, base64_floats, embed, guarded, message_content, resolve_model, resolve_target
+from .generation import (
+    base64_floats,
+    collect,
+    embed,
+    guarded,
+    message_content,
+    prepare_run,
+    resolve_model,
+    resolve_target,
+    start,
+    usage,
+)
 from .schemas import ContentPart, ImageUrl, OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest, OpenAIMessage
-from .streaming import SSE, SSE_DONE, sse_event, stream_response
+from .streaming import SSE, SSE_DONE, ChunkTemplate, sse_event, stream_response
 
 FINGERPRINT = "fp_platform"
 
@@ -57,8 +69,8 @@ async def model_detail(request: HttpRequest, api: ApiRequest, model_id: str) -> 
 # ---- Chat -----------------------------------------------------------------------------------
 
 
-def _content(content: str | Sequence[ContentPart] | None, *, vision: bool) -> Any:
-    """Text parts are joined; images go to vision models only; other parts (audio, files) are dropped."""
+def _content(content: str | Sequence[ContentPart] | None) -> Any:
+    """Text parts are joined; images are kept (for vision models); other parts (audio, files) are dropped."""
     if content is None or isinstance(content, str):
         return content or ""
     texts = [part.text for part in content if part.type == "text" and part.text]
@@ -67,15 +79,12 @@ def _content(content: str | Sequence[ContentPart] | None, *, vision: bool) -> An
         for part in content
         if part.type == "image_url" and part.image_url
     ]
-    return message_content("\n".join(texts), images, vision=vision)
+    return message_content("\n".join(texts), images)
 
 
-def _messages(messages: Sequence[OpenAIMessage], *, vision: bool) -> list[ChatMessage]:
+def _messages(messages: Sequence[OpenAIMessage]) -> list[ChatMessage]:
     # "developer" is OpenAI's newer name for "system"; chat templates know only the latter.
-    return [
-        {"role": "system" if m.role == "developer" else m.role, "content": _content(m.content, vision=vision)}
-        for m in messages
-    ]
+    return [{"role": "system" if m.role == "developer" else m.role, "content": _content(m.content)} for m in messages]
 
 
 class _Chunks:
@@ -88,7 +97,14 @@ class _Chunks:
         self.model = model
         self.include_usage = include_usage
 
+    def template(self, choices: list[dict[str, Any]]) -> ChunkTemplate:
+        """The per-token event, encoded once (see ``ChunkTemplate``)."""
+        return ChunkTemplate(self._chunk(choices), sse=True)
+
     def event(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
+        return sse_event(self._chunk(choices, usage))
+
+    def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> dict[str, Any]:
         chunk: dict[str, Any] = {
             "id": self.id,
             "object": self.kind,
@@ -99,21 +115,24 @@ class _Chunks:
         }
         if usage is not None:
             chunk["usage"] = usage
-        return sse_event(chunk)
+        return chunk
 
-    async def finish(self, run: EngineRun, last_choice: dict[str, Any]) -> list[bytes]:
-        await run.record_usage()
+    async def finish(self, run: GenerationRun, last_choice: dict[str, Any]) -> list[bytes]:
+        await run.finish(UsageOutcome.COMPLETE)
         if not self.include_usage:
-            return [self.event([last_choice], run.usage()), SSE_DONE]
-        return [self.event([last_choice]), self.event([], run.usage()), SSE_DONE]
+            return [self.event([last_choice], usage(run)), SSE_DONE]
+        return [self.event([last_choice]), self.event([], usage(run)), SSE_DONE]
 
 
-async def _chat_events(run: EngineRun, chunks: _Chunks, texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
+async def _chat_events(run: GenerationRun, chunks: _Chunks, texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
     first = True
+    delta_event = chunks.template([{"index": 0, "delta": {"content": ChunkTemplate.slot(0)}, "logprobs": None, "finish_reason": None}])
     async for text in texts:
-        delta = {"role": "assistant", "content": text} if first else {"content": text}
-        first = False
-        yield chunks.event([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
+        if first:
+            first = False
+            yield chunks.event([{"index": 0, "delta": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": None}])
+        else:
+            yield delta_event(text)
     last_delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
     for event in await chunks.finish(run, {"index": 0, "delta": last_delta, "logprobs": None, "finish_reason": run.done_reason}):
         yield event
@@ -121,17 +140,12 @@ async def _chat_events(run: EngineRun, chunks: _Chunks, texts: AsyncIterator[str
 
 @endpoint("POST")
 async def chat_completions(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
-    body = parse_body(request, OpenAIChatRequest)
-    target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
-    run = EngineRun(
-        user_id=api.user_id,
-        target=target,
-        source=UsageSource.OPENAI,
-        requested=body.requested(),
-        messages=_messages(body.messages, vision=target.vision),
+    body = await parse_body(request, OpenAIChatRequest)
+    run = await prepare_run(
+        api, model=body.model, interface=UsageSource.OPENAI, messages=_messages(body.messages), requested=body.sampling
     )
     if not body.stream:
-        text = await run.collect()
+        text = await collect(run)
         return JsonResponse(
             {
                 "id": "chatcmpl-" + secrets.token_hex(12),
@@ -147,10 +161,10 @@ async def chat_completions(request: HttpRequest, api: ApiRequest) -> HttpRespons
                         "finish_reason": run.done_reason,
                     }
                 ],
-                "usage": run.usage(),
+                "usage": usage(run),
             }
         )
-    texts = await run.start()
+    texts = await start(run)
     chunks = _Chunks(kind="chat.completion.chunk", model=body.model, include_usage=body.include_usage)
     return stream_response(guarded(run, _chat_events(run, chunks, texts), _error_event), SSE)
 
@@ -158,22 +172,22 @@ async def chat_completions(request: HttpRequest, api: ApiRequest) -> HttpRespons
 # ---- Text completions -----------------------------------------------------------------------
 
 
-async def _completion_events(run: EngineRun, chunks: _Chunks, texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
+async def _completion_events(run: GenerationRun, chunks: _Chunks, texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    text_event = chunks.template([{"index": 0, "text": ChunkTemplate.slot(0), "logprobs": None, "finish_reason": None}])
     async for text in texts:
-        yield chunks.event([{"index": 0, "text": text, "logprobs": None, "finish_reason": None}])
+        yield text_event(text)
     for event in await chunks.finish(run, {"index": 0, "text": "", "logprobs": None, "finish_reason": run.done_reason}):
         yield event
 
 
 @endpoint("POST")
 async def completions(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
-    body = parse_body(request, OpenAICompletionRequest)
-    target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))
-    run = EngineRun(
-        user_id=api.user_id, target=target, source=UsageSource.OPENAI, requested=body.requested(), prompt=body.prompt_text
+    body = await parse_body(request, OpenAICompletionRequest)
+    run = await prepare_run(
+        api, model=body.model, interface=UsageSource.OPENAI, prompt=body.prompt_text, requested=body.sampling
     )
     if not body.stream:
-        text = await run.collect()
+        text = await collect(run)
         return JsonResponse(
             {
                 "id": "cmpl-" + secrets.token_hex(12),
@@ -182,10 +196,10 @@ async def completions(request: HttpRequest, api: ApiRequest) -> HttpResponseBase
                 "model": body.model,
                 "system_fingerprint": FINGERPRINT,
                 "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": run.done_reason}],
-                "usage": run.usage(),
+                "usage": usage(run),
             }
         )
-    texts = await run.start()
+    texts = await start(run)
     chunks = _Chunks(kind="text_completion", model=body.model, include_usage=body.include_usage)
     return stream_response(guarded(run, _completion_events(run, chunks, texts), _error_event), SSE)
 
@@ -195,7 +209,7 @@ async def completions(request: HttpRequest, api: ApiRequest) -> HttpResponseBase
 
 @endpoint("POST")
 async def embeddings(request: HttpRequest, api: ApiRequest) -> HttpResponseBase:
-    body = parse_body(request, OpenAIEmbeddingRequest)
+    body = await parse_body(request, OpenAIEmbeddingRequest)
     if not body.inputs or not all(body.inputs):
         raise ApiError(400, "input must not be empty", code="invalid_request", param="input")
     target = await api.run(lambda caller: resolve_target(user=caller.user, name=body.model))

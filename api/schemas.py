@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from inference import parameters
 from inference.engines import parse_keep_alive
 
 
@@ -20,27 +21,26 @@ class _Schema(BaseModel):
 # ---- Ollama ---------------------------------------------------------------------------------
 
 
-class OllamaOptions(_Schema):
-    """Ollama's ``options``; the ones the engines understand are passed on, ``num_ctx`` and
-    the rest are ignored (the context size is the administrator's choice)."""
+def _ollama_options(value: dict[str, Any]) -> dict[str, Any]:
+    """Ollama's ``options`` in engine names, checked against the one parameter table.
+    Unknown options and ``num_ctx`` (the context is the administrator's choice) are ignored."""
+    try:
+        return parameters.from_ollama(value)
+    except parameters.ParameterError as exc:
+        raise ValueError(f"options.{exc.field} {exc.problem}") from None
 
-    num_predict: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    repeat_penalty: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
-    stop: list[str] | None = None
 
-    def requested(self) -> dict[str, Any]:
-        """In the OpenAI names that ``generation_options`` takes."""
-        values = self.model_dump(exclude_none=True)
-        if "num_predict" in values:
-            values["max_tokens"] = values.pop("num_predict")
-        return values
+class _OllamaSampling(_Schema):
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _ollama_options(value)
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return self.options
 
 
 class OllamaMessage(_Schema):
@@ -84,16 +84,15 @@ class _KeepAlive(_Schema):
         return parse_keep_alive(self.keep_alive)
 
 
-class OllamaChatRequest(_KeepAlive):
+class OllamaChatRequest(_KeepAlive, _OllamaSampling):
     """Accepted, not acted on: ``format``, ``tools``, ``think``."""
 
     model: str
     messages: list[OllamaMessage] = Field(default_factory=list)
     stream: bool = True
-    options: OllamaOptions = Field(default_factory=OllamaOptions)
 
 
-class OllamaGenerateRequest(_KeepAlive):
+class OllamaGenerateRequest(_KeepAlive, _OllamaSampling):
     """Accepted, not acted on: ``suffix``, ``template``, ``context``, ``format``, ``think``."""
 
     model: str
@@ -102,7 +101,6 @@ class OllamaGenerateRequest(_KeepAlive):
     raw: bool = False
     images: list[str] | None = None
     stream: bool = True
-    options: OllamaOptions = Field(default_factory=OllamaOptions)
 
 
 class OllamaEmbedRequest(_KeepAlive):
@@ -190,34 +188,31 @@ class StreamOptions(_Schema):
 
 
 class _OpenAISampling(_Schema):
+    """The sampling fields (``max_tokens``, ``temperature``, ``stop``, ... and the llama.cpp /
+    vLLM extensions ``top_k``, ``min_p``, ``repeat_penalty``) are not declared one by one:
+    they are read from the body by the one parameter table into ``sampling``."""
+
     model: str
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
-    stop: str | list[str] | None = None
     n: int | None = None
-    # llama.cpp / vLLM extensions that some clients send.
-    top_k: int | None = None
-    min_p: float | None = None
-    repeat_penalty: float | None = None
+    sampling: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sampling(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            try:
+                data = {**data, "sampling": parameters.from_openai(data)}
+            except parameters.ParameterError as exc:
+                raise ValueError(f"{exc.field} {exc.problem}") from None
+        return data
 
     @model_validator(mode="after")
     def _one_choice(self) -> _OpenAISampling:
         if self.n not in (None, 1):
             raise ValueError("only n=1 is supported")
         return self
-
-    def requested(self) -> dict[str, Any]:
-        """Sampling options in the names ``generation_options`` takes."""
-        return self.model_dump(
-            exclude_none=True, include={"max_tokens", "temperature", "top_p", "presence_penalty",
-                                        "frequency_penalty", "seed", "stop", "top_k", "min_p", "repeat_penalty"}
-        )
 
     @property
     def include_usage(self) -> bool:
@@ -228,13 +223,6 @@ class OpenAIChatRequest(_OpenAISampling):
     """Accepted, not acted on: ``tools``, ``tool_choice``, ``response_format``, ``logprobs``, ``user``."""
 
     messages: list[OpenAIMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = None
-
-    def requested(self) -> dict[str, Any]:
-        values = super().requested()
-        if self.max_completion_tokens is not None:
-            values["max_tokens"] = self.max_completion_tokens
-        return values
 
 
 class OpenAICompletionRequest(_OpenAISampling):

@@ -25,9 +25,10 @@ def main() -> None:
     from accounts.services import api_key_create
 
     _key, secret = api_key_create(user=data["user"], name="bench")
-    platform = common.start_platform(data_dir)
+    direct_server = common.start_direct_engine(data)
+    platform = common.start_platform(data_dir, vllm_url=direct_server.listening_address if args.backend == "vllm" else "")
     try:
-        asyncio.run(run(args, data, platform, secret))
+        asyncio.run(run(args, data, platform, secret, direct_server.listening_address))
     finally:
         platform.stop()
 
@@ -77,31 +78,31 @@ async def ollama_ndjson(client: httpx.AsyncClient, url: str, secret: str, max_to
     return common.Sample(ttft=ttft or 0.0, tokens=tokens, seconds=time.perf_counter() - started)
 
 
-async def run(args: argparse.Namespace, data: dict[str, Any], platform: common.Platform, secret: str) -> None:
-    direct_server = common.start_direct_engine(data)
-    direct_url = direct_server.listening_address
+async def run(args: argparse.Namespace, data: dict[str, Any], platform: common.Platform, secret: str, direct_url: str) -> None:
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         await common.direct_chat(client, direct_url, 8)
         await openai_sse(client, platform.url, secret, 8)
         rows = []
         for concurrency in args.concurrency:
-            rounds = args.rounds or max(2, 24 // concurrency)
-            direct = await common.run_load(
-                "engine direct", concurrency, rounds, lambda _i: common.direct_chat(client, direct_url, args.max_tokens)
-            )
-            sse = await common.run_load(
-                "/v1/chat/completions", concurrency, rounds,
-                lambda _i: openai_sse(client, platform.url, secret, args.max_tokens),
-            )
-            ndjson = await common.run_load(
-                "/api/chat", concurrency, rounds, lambda _i: ollama_ndjson(client, platform.url, secret, args.max_tokens)
-            )
-            rows += [(sse, direct), (ndjson, direct)]
+            rounds = args.rounds or max(1, 24 // concurrency)
+            directs, sses, ndjsons = [], [], []
+            for _run in range(args.repeat):  # interleaved: direct, then each platform path, again
+                directs.append(await common.run_load(
+                    "engine direct", concurrency, rounds, lambda _i: common.direct_chat(client, direct_url, args.max_tokens)
+                ))
+                sses.append(await common.run_load(
+                    "/v1/chat/completions", concurrency, rounds,
+                    lambda _i: openai_sse(client, platform.url, secret, args.max_tokens),
+                ))
+                ndjsons.append(await common.run_load(
+                    "/api/chat", concurrency, rounds, lambda _i: ollama_ndjson(client, platform.url, secret, args.max_tokens)
+                ))
+            rows += [(sses, directs), (ndjsons, directs)]
             print(f"c={concurrency}: done", flush=True)
     print()
     print(f"Machine: {common.machine()}")
-    print(f"max_tokens={args.max_tokens}, greedy decoding")
+    print(f"backend={args.backend}, max_tokens={args.max_tokens}, greedy decoding, medians of {args.repeat} interleaved runs")
     print()
     print(common.table(rows))
 

@@ -1,6 +1,6 @@
 """Browser path benchmark: N concurrent chats over the WebSocket vs the engine directly.
 
-    python -m bench.chat_ws [--concurrency 1 8 32] [--max-tokens 64]
+    python -m bench.chat_ws [--concurrency 1 8 32 100] [--max-tokens 64] [--repeat 3] [--backend embedded|vllm]
 
 Prints TTFT p50/p99 (and the platform's overhead over the engine) and delivered tokens/s
 (and the ratio), plus the web process's idle memory and its time from start to serving.
@@ -23,21 +23,20 @@ from . import common
 
 def main() -> None:
     args, data_dir, data = common.prepare(__doc__)
-    platform = common.start_platform(data_dir)
+    direct_server = common.start_direct_engine(data)
+    platform = common.start_platform(data_dir, vllm_url=direct_server.listening_address if args.backend == "vllm" else "")
     try:
-        asyncio.run(run(args, data, platform))
+        asyncio.run(run(args, data, platform, direct_server.listening_address))
     finally:
         platform.stop()
 
 
-async def run(args: argparse.Namespace, data: dict[str, Any], platform: common.Platform) -> None:
+async def run(args: argparse.Namespace, data: dict[str, Any], platform: common.Platform, direct_url: str) -> None:
     from asgiref.sync import sync_to_async
 
     from chat.models import Message
     from chat.services import conversation_create
 
-    direct_server = common.start_direct_engine(data)
-    direct_url = direct_server.listening_address
     ws_base = platform.url.replace("http://", "ws://")
     headers = {"Cookie": f"sessionid={data['session_key']}", "Origin": platform.url}
 
@@ -90,19 +89,22 @@ async def run(args: argparse.Namespace, data: dict[str, Any], platform: common.P
         await socket_load(1, 1)
         rows = []
         for concurrency in args.concurrency:
-            rounds = args.rounds or max(2, 24 // concurrency)
-            direct = await common.run_load(
-                "engine direct", concurrency, rounds, lambda _i: common.direct_chat(client, direct_url, args.max_tokens)
-            )
-            through = await socket_load(concurrency, rounds)
-            rows.append((through, direct))
+            rounds = args.rounds or max(1, 24 // concurrency)
+            directs, throughs = [], []
+            for _run in range(args.repeat):  # interleaved: direct, then the platform, again
+                directs.append(await common.run_load(
+                    "engine direct", concurrency, rounds, lambda _i: common.direct_chat(client, direct_url, args.max_tokens)
+                ))
+                throughs.append(await socket_load(concurrency, rounds))
+            rows.append((throughs, directs))
             print(f"c={concurrency}: done", flush=True)
 
     print()
     print(f"Machine: {common.machine()}")
     print(f"Web process: {platform.start_seconds:.2f} s from start to serving, {platform.idle_rss_mib:.0f} MiB idle RSS "
           "(before any model is loaded: engine excluded)")
-    print(f"max_tokens={args.max_tokens}, greedy decoding, flush interval as configured (STREAM_FLUSH_MS)")
+    print(f"backend={args.backend}, max_tokens={args.max_tokens}, greedy decoding, flush interval as configured "
+          f"(STREAM_FLUSH_MS), medians of {args.repeat} interleaved runs")
     print()
     print(common.table(rows))
 

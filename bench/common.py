@@ -41,14 +41,18 @@ def setup_django(data_dir: Path) -> None:
     call_command("collectstatic", "--noinput", verbosity=0)
 
 
-def prepare_data(max_tokens: int) -> dict[str, Any]:
-    """A bench user, a session for the socket, and a greedy copy of the bundled model."""
+def prepare_data(max_tokens: int, backend: str = "embedded") -> dict[str, Any]:
+    """A bench user, a session for the socket, and a greedy copy of the bundled model.
+
+    ``backend="vllm"``: the platform reaches the model through its vLLM (OpenAI-compatible)
+    backend, pointed at the separate baseline engine, so the platform's own cost is measured
+    apart from sharing the CPU with an engine inside its process."""
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
 
     from models_admin.models import LLMModel
-    from models_admin.services import bundled_model_install
+    from models_admin.services.registry import bundled_model_install
 
     base = bundled_model_install()
     # Greedy decoding with a fixed seed: both paths produce the same tokens.
@@ -56,8 +60,9 @@ def prepare_data(max_tokens: int) -> dict[str, Any]:
         name="bench",
         tag="latest",
         defaults={
-            "backend": base.backend,
-            "file_path": base.file_path,
+            "backend": backend,
+            "upstream_name": "bench" if backend == "vllm" else "",
+            "file_path": base.file_path if backend == "embedded" else "",
             "context_length": base.context_length,
             "capabilities": base.capabilities,
             "parameters": {"temperature": 0, "seed": 7},
@@ -78,6 +83,8 @@ def prepare_data(max_tokens: int) -> dict[str, Any]:
         "parallel": settings.EMBEDDED_PARALLEL,
         "context": min(base.context_length, settings.EMBEDDED_CONTEXT),
         "threads": settings.EMBEDDED_THREADS or (os.cpu_count() or 1),
+        "batch": settings.EMBEDDED_BATCH,
+        "backend": backend,
     }
 
 
@@ -87,10 +94,16 @@ def prepare(description: str | None) -> tuple[argparse.Namespace, Path, dict[str
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=0, help="requests per client (default: enough samples)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per setting; medians are reported")
+    parser.add_argument(
+        "--backend", choices=["embedded", "vllm"], default="embedded",
+        help="embedded: the engine inside the web process; vllm: the platform's vLLM backend pointed at the "
+        "separate baseline engine",
+    )
     args = parser.parse_args()
     data_dir = temp_data_dir()
     setup_django(data_dir)
-    return args, data_dir, prepare_data(args.max_tokens)
+    return args, data_dir, prepare_data(args.max_tokens, args.backend)
 
 
 def free_port() -> int:
@@ -121,14 +134,23 @@ class Platform:
             self.process.kill()
 
 
-def start_platform(log_dir: Path) -> Platform:
+def start_platform(log_dir: Path, *, vllm_url: str = "") -> Platform:
     port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        # One bench user runs every stream: the per-user limit would refuse c>4, and the
+        # bench measures the platform's cost, not its limits.
+        "MAX_CONCURRENT_GENERATIONS_PER_USER": "100000",
+    }
+    if vllm_url:
+        env["VLLM_URL"] = vllm_url
     log = (log_dir / "daphne.log").open("wb")
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "platform.asgi:application"],
         cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -160,6 +182,8 @@ def start_direct_engine(data: dict[str, Any]) -> Any:
     params.n_threads_http = max(64, data["parallel"] * 8)
     params.cpuparams.n_threads = data["threads"]
     params.cpuparams_batch.n_threads = data["threads"]
+    params.n_batch = data["batch"]
+    params.n_ubatch = min(params.n_ubatch, data["batch"])
     return xllamacpp.Server(params)
 
 
@@ -229,21 +253,31 @@ async def direct_chat(client: httpx.AsyncClient, url: str, max_tokens: int) -> S
     return Sample(ttft=ttft or 0.0, tokens=tokens, seconds=time.perf_counter() - started)
 
 
-def table(rows: Sequence[tuple[Result, Result]]) -> str:
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def table(rows: Sequence[tuple[Sequence[Result], Sequence[Result]]]) -> str:
+    """Each row: one path's runs and the direct runs interleaved with them; every figure is
+    the median over the runs (each overhead and ratio is taken within its own run first)."""
     lines = [
-        "| path | c | n | TTFT p50 ms (direct) | TTFT p50 overhead ms | TTFT p99 ms (direct) | TTFT p99 overhead ms "
+        "| path | c | runs × n | TTFT p50 ms (direct) | TTFT p50 overhead ms | TTFT p99 ms (direct) | TTFT p99 overhead ms "
         "| tok/s (direct) | tok/s ratio |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for platform_result, direct in rows:
+    for runs, directs in rows:
+        first = runs[0]
+        pairs = list(zip(runs, directs, strict=True))
         lines.append(
-            f"| {platform_result.label} | {platform_result.concurrency} | {len(platform_result.samples)} "
-            f"| {platform_result.ttft_ms(0.5):.1f} ({direct.ttft_ms(0.5):.1f}) "
-            f"| {platform_result.ttft_ms(0.5) - direct.ttft_ms(0.5):+.1f} "
-            f"| {platform_result.ttft_ms(0.99):.1f} ({direct.ttft_ms(0.99):.1f}) "
-            f"| {platform_result.ttft_ms(0.99) - direct.ttft_ms(0.99):+.1f} "
-            f"| {platform_result.tokens_per_second:.0f} ({direct.tokens_per_second:.0f}) "
-            f"| {platform_result.tokens_per_second / direct.tokens_per_second:.3f} |"
+            f"| {first.label} | {first.concurrency} | {len(runs)} × {len(first.samples)} "
+            f"| {_median([r.ttft_ms(0.5) for r in runs]):.1f} ({_median([d.ttft_ms(0.5) for d in directs]):.1f}) "
+            f"| {_median([r.ttft_ms(0.5) - d.ttft_ms(0.5) for r, d in pairs]):+.1f} "
+            f"| {_median([r.ttft_ms(0.99) for r in runs]):.1f} ({_median([d.ttft_ms(0.99) for d in directs]):.1f}) "
+            f"| {_median([r.ttft_ms(0.99) - d.ttft_ms(0.99) for r, d in pairs]):+.1f} "
+            f"| {_median([r.tokens_per_second for r in runs]):.0f} ({_median([d.tokens_per_second for d in directs]):.0f}) "
+            f"| {_median([r.tokens_per_second / d.tokens_per_second for r, d in pairs]):.3f} |"
         )
     return "\n".join(lines)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import transaction
 from django.utils.translation import gettext as _
 
-from models_admin.selectors import model_spec
+from accounts.models import UsageSource
+from generation.run import GenerationRefused, GenerationRun, prepare
+from webio.sockets import SafeJsonConsumer
 
 from . import selectors, services
 from .generation import (
@@ -37,12 +39,23 @@ def _last_answer(conversation: Conversation) -> Message | None:
 
 
 @database_sync_to_async
-def _send(conversation: Conversation, user: Any, content: str, model_name: str | None) -> tuple[services.Turn, Any]:
-    turn = services.message_send(conversation=conversation, user=user, content=content, model_name=model_name)
-    return turn, model_spec(turn.model)
+def _send(conversation: Conversation, user: Any, content: str, model_name: str | None) -> tuple[services.Turn, GenerationRun]:
+    """Store the message and prepare its answer in one transaction: a refused generation
+    (too many answers running, ...) stores nothing."""
+    run: GenerationRun | None = None
+    try:
+        with transaction.atomic():
+            turn = services.message_send(conversation=conversation, user=user, content=content, model_name=model_name)
+            # turn.model was fetched through the access check (get_model_for_user) just now.
+            run = prepare(user=user, model=turn.model, interface=UsageSource.WEB, messages=turn.history)
+    except BaseException:
+        if run is not None:
+            run.discard()
+        raise
+    return turn, run
 
 
-class ConversationConsumer(AsyncJsonWebsocketConsumer):
+class ConversationConsumer(SafeJsonConsumer):
     conversation: Conversation
     group: str
 
@@ -92,23 +105,14 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "error": _("The message is malformed.")})
             return
         try:
-            turn, spec = await _send(self.conversation, self.scope["user"], text, model_name)
-        except services.ChatError as exc:
+            turn, run = await _send(self.conversation, self.scope["user"], text, model_name)
+        except (services.ChatError, GenerationRefused) as exc:
             await self.send_json({"type": "error", "error": exc.message})
             return
         for message in (turn.user_message, turn.assistant_message):
             await self.channel_layer.group_send(self.group, relay({"type": "message", "message": message_payload(message)}))
         start_generation(
-            GenerationJob(
-                conversation_id=str(self.conversation.id),
-                message_id=turn.assistant_message.id,
-                user_id=self.scope["user"].pk,
-                model_name=turn.model.full_name,
-                spec=spec,
-                history=turn.history,
-                system_prompt=turn.model.system_prompt,
-                model_max_tokens=turn.model.max_tokens,
-            )
+            GenerationJob(conversation_id=str(self.conversation.id), message_id=turn.assistant_message.id, run=run)
         )
 
     async def _handle_stop(self) -> None:

@@ -9,20 +9,20 @@ It touches the database twice: nothing per token.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from inference.engines import EngineError, ModelSpec
-from inference.engines.base import ChatMessage, Final
-from inference.prompting import chat_stream, generation_options, with_system_prompt
+from accounts.models import UsageOutcome
+from generation.run import GenerationRun
+from inference.engines import EngineError
 
 from .models import MessageStatus
 from .services import message_finalize
@@ -43,20 +43,16 @@ def control_group(message_id: int) -> str:
 
 def relay(payload: dict[str, Any]) -> dict[str, str]:
     """A channel-layer event carrying a pre-serialised socket frame (serialised once, not per socket)."""
-    return {"type": "chat.relay", "text": json.dumps(payload, ensure_ascii=False)}
+    return {"type": "chat.relay", "text": orjson.dumps(payload).decode()}
 
 
 @dataclass
 class GenerationJob:
+    """One browser answer: the assistant message it fills and its ``GenerationRun``."""
+
     conversation_id: str
     message_id: int
-    user_id: int
-    model_name: str
-    spec: ModelSpec
-    history: list[ChatMessage]
-    system_prompt: str = ""
-    model_max_tokens: int | None = None
-    requested: dict[str, Any] = field(default_factory=dict)
+    run: GenerationRun
 
 
 class _Answer:
@@ -110,6 +106,13 @@ def start_generation(job: GenerationJob) -> asyncio.Task[None]:
     return task
 
 
+_OUTCOMES = {
+    MessageStatus.COMPLETE: UsageOutcome.COMPLETE,
+    MessageStatus.STOPPED: UsageOutcome.STOPPED,
+    MessageStatus.ERROR: UsageOutcome.ERROR,
+}
+
+
 async def run_generation(job: GenerationJob) -> None:
     layer = get_channel_layer()
     assert layer is not None
@@ -119,7 +122,6 @@ async def run_generation(job: GenerationJob) -> None:
     stop_requested = asyncio.Event()
     listener = asyncio.create_task(_listen(layer, control, answer, stop_requested))
     ticker = asyncio.create_task(answer.flush_periodically())
-    final: Final | None = None
     status, error = MessageStatus.COMPLETE, ""
     streaming = asyncio.create_task(_stream(job, answer))
     try:
@@ -131,7 +133,7 @@ async def run_generation(job: GenerationJob) -> None:
             status = MessageStatus.STOPPED
         stopping.cancel()
         try:
-            final = await streaming
+            await streaming
         except asyncio.CancelledError:
             if status != MessageStatus.STOPPED:
                 raise
@@ -149,15 +151,18 @@ async def run_generation(job: GenerationJob) -> None:
         await answer.flush()
         await layer.group_discard(control_group(job.message_id), control)
     content = answer.text()
-    await database_sync_to_async(message_finalize)(
-        message_id=job.message_id,
-        user_id=job.user_id,
-        model_name=job.model_name,
-        content=content,
-        status=status,
-        error=error,
-        prompt_tokens=final.prompt_tokens if final else 0,
-        completion_tokens=final.completion_tokens if final else 0,
+    run = job.run
+    # The one usage rule (generation.run) and the answer's one write, in one transaction.
+    await run.finish(
+        _OUTCOMES[status],
+        also=lambda: message_finalize(
+            message_id=job.message_id,
+            content=content,
+            status=status,
+            error=error,
+            prompt_tokens=run.prompt_tokens,
+            completion_tokens=run.completion_tokens,
+        ),
     )
     await layer.group_send(
         answer.group,
@@ -165,16 +170,9 @@ async def run_generation(job: GenerationJob) -> None:
     )
 
 
-async def _stream(job: GenerationJob, answer: _Answer) -> Final | None:
-    options = generation_options(spec=job.spec, requested=job.requested, model_max_tokens=job.model_max_tokens)
-    messages = with_system_prompt(job.history, job.system_prompt)
-    final: Final | None = None
-    async for event in await chat_stream(spec=job.spec, messages=messages, options=options):
-        if isinstance(event, Final):
-            final = event
-        else:
-            await answer.add(event.text)
-    return final
+async def _stream(job: GenerationJob, answer: _Answer) -> None:
+    async for text in job.run.texts():
+        await answer.add(text)
 
 
 async def _listen(layer: BaseChannelLayer, channel: str, answer: _Answer, stop: asyncio.Event) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
@@ -48,16 +49,25 @@ def streaming_message(*, conversation: Conversation) -> Message | None:
 
 
 def prompt_messages(*, conversation: Conversation, before_id: int) -> list[ChatMessage]:
-    """The history sent to the model: every turn before the answer being generated."""
+    """The history sent to the model: the turns before the answer being generated, newest
+    first up to the request bounds (``MAX_MESSAGES_PER_REQUEST``, ``MAX_PROMPT_BYTES``), so a
+    long conversation keeps working; the context fit then drops what the model cannot hold."""
     rows = (
         conversation.messages.filter(id__lt=before_id)
         .exclude(role=Role.ASSISTANT, content="")
         .exclude(status=MessageStatus.STREAMING)
-        .order_by("id")
-        .values_list("role", "content")
+        .order_by("-id")
+        .values_list("role", "content")[: settings.MAX_MESSAGES_PER_REQUEST - 1]
     )
+    budget = settings.MAX_PROMPT_BYTES - len(conversation.system_prompt.encode())
+    newest_first: list[ChatMessage] = []
+    for role, content in rows:
+        budget -= len(content.encode())
+        if budget < 0 and newest_first:
+            break
+        newest_first.append({"role": role, "content": content})
     history: list[ChatMessage] = []
     if conversation.system_prompt:
         history.append({"role": "system", "content": conversation.system_prompt})
-    history.extend({"role": role, "content": content} for role, content in rows)
+    history.extend(reversed(newest_first))
     return history

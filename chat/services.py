@@ -11,8 +11,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from inference.engines.base import ChatMessage
-from accounts.models import UsageSource
-from accounts.services import usage_record
 from models_admin.models import LLMModel
 from models_admin.selectors import ModelNotFound, default_model_for_user, get_model_for_user
 
@@ -105,16 +103,15 @@ def message_send(*, conversation: Conversation, user: User, content: str, model_
 def message_finalize(
     *,
     message_id: int,
-    user_id: int,
-    model_name: str,
     content: str,
     status: MessageStatus,
     error: str = "",
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
 ) -> None:
-    """Store the finished answer: the one write after generation, whatever its outcome."""
-    updated = Message.objects.filter(pk=message_id).update(
+    """Store the finished answer: the one write after generation, whatever its outcome.
+    Usage is not recorded here: ``generation.run`` does it, in the same transaction."""
+    Message.objects.filter(pk=message_id).update(
         content=content,
         status=status,
         error=error,
@@ -122,14 +119,6 @@ def message_finalize(
         completion_tokens=completion_tokens,
         finished_at=timezone.now(),
     )
-    if updated and (prompt_tokens or completion_tokens):
-        usage_record(
-            user_id=user_id,
-            model_name=model_name,
-            source=UsageSource.WEB,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-        )
 
 
 def messages_interrupted() -> int:

@@ -1,17 +1,19 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from models_admin.selectors import default_model_for_user, model_list_for_user
+from webio.json import BadJson, parse_json, too_large
 
 from . import selectors, services
 from .generation import request_stop
@@ -26,12 +28,20 @@ def _not_found() -> JsonResponse:
     return _error(_("This conversation does not exist or is not yours."), 404)
 
 
-def _json_body(request: HttpRequest) -> dict[str, Any] | None:
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    """The JSON object sent; ``BadJson`` says what is wrong with anything else (a 400).
+
+    Refused too: nesting, unpaired surrogates and NULs, which PostgreSQL cannot store.
+    """
+    limit = settings.MAX_MESSAGE_CHARS * 4 + 4096
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
+        raw = request.body
+    except RequestDataTooBig:  # over MAX_REQUEST_BYTES: Django refuses to read it
+        raise too_large(limit) from None
+    body = parse_json(raw or b"{}", max_bytes=limit)
+    if not isinstance(body, dict):
+        raise BadJson(_("The request is malformed."))
+    return body
 
 
 def _signed_in(request: HttpRequest) -> User:
@@ -84,9 +94,10 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
 @login_required
 @require_POST
 def conversation_create(request: HttpRequest) -> JsonResponse:
-    body = _json_body(request)
-    if body is None:
-        return _error(_("The request is malformed."), 400)
+    try:
+        body = _json_body(request)
+    except BadJson as exc:
+        return _error(exc.message, 400)
     model_name = body.get("model")
     if model_name is not None and not isinstance(model_name, str):
         return _error(_("The request is malformed."), 400)
@@ -104,8 +115,11 @@ def conversation_rename(request: HttpRequest, conversation_id: str) -> JsonRespo
         conversation = selectors.get_conversation_for_user(user=request.user, conversation_id=conversation_id)
     except selectors.ConversationNotFound:
         return _not_found()
-    body = _json_body(request)
-    if body is None or not isinstance(body.get("title"), str):
+    try:
+        body = _json_body(request)
+    except BadJson as exc:
+        return _error(exc.message, 400)
+    if not isinstance(body.get("title"), str):
         return _error(_("The request is malformed."), 400)
     try:
         services.conversation_rename(conversation=conversation, title=body["title"])

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 from django.utils import timezone
+
+from webio.sockets import SafeJsonConsumer
 
 from .models import Pull
 from .progress import PullEvent, admin_group, pull_event
@@ -34,7 +35,7 @@ def _changed_since(since: datetime) -> list[Pull]:
     return list(Pull.objects.filter(updated_at__gte=since).order_by("updated_at"))
 
 
-class ModelsAdminConsumer(AsyncJsonWebsocketConsumer):
+class ModelsAdminConsumer(SafeJsonConsumer):
     poller: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:

@@ -8,6 +8,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
+from inference import parameters
+
 from .models import Access, LLMModel, ModelStatus
 
 
@@ -58,6 +60,35 @@ class AccessForm(forms.Form):
         users.queryset = get_user_model().objects.filter(is_active=True, is_staff=False).order_by("username")
 
 
+class ContextForm(forms.Form):
+    """The context one chat with a model gets; empty: the platform's default."""
+
+    context_length = forms.IntegerField(
+        label=_("Context per chat (tokens)"),
+        required=False,
+        min_value=int(parameters.BY_OLLAMA["num_ctx"].minimum or 16),
+        max_value=int(parameters.BY_OLLAMA["num_ctx"].maximum or 10_000_000),
+    )
+
+
+def _numeric_field(parameter: parameters.Parameter) -> forms.Field:
+    if parameter.kind == "int":
+        return forms.IntegerField(
+            label=parameter.label,  # type: ignore[arg-type]
+            help_text=parameter.help,  # type: ignore[arg-type]
+            required=False,
+            min_value=None if parameter.minimum is None else int(parameter.minimum),
+            max_value=None if parameter.maximum is None else int(parameter.maximum),
+        )
+    return forms.FloatField(
+        label=parameter.label,  # type: ignore[arg-type]
+        help_text=parameter.help,  # type: ignore[arg-type]
+        required=False,
+        min_value=parameter.minimum,
+        max_value=parameter.maximum,
+    )
+
+
 class CreateModelForm(forms.Form):
     """A custom model: Ollama's Modelfile as a form (FROM, SYSTEM, PARAMETER, TEMPLATE)."""
 
@@ -66,14 +97,6 @@ class CreateModelForm(forms.Form):
     )
     base = forms.ChoiceField(label=_("Base model"))
     system = forms.CharField(label=_("System prompt"), required=False, widget=forms.Textarea(attrs={"rows": 5}))
-    temperature = forms.FloatField(label=_("Temperature"), required=False, min_value=0, max_value=100)
-    top_p = forms.FloatField(label="top_p", required=False, min_value=0, max_value=1)
-    top_k = forms.IntegerField(label="top_k", required=False, min_value=0)
-    min_p = forms.FloatField(label="min_p", required=False, min_value=0, max_value=1)
-    repeat_penalty = forms.FloatField(label="repeat_penalty", required=False, min_value=0)
-    num_ctx = forms.IntegerField(label=_("Context length (num_ctx)"), required=False, min_value=16)
-    num_predict = forms.IntegerField(label=_("Answer length limit (num_predict)"), required=False, min_value=-2)
-    seed = forms.IntegerField(label=_("Seed"), required=False)
     stop = forms.CharField(
         label=_("Stop sequences (one per line)"), required=False, widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"})
     )
@@ -83,10 +106,17 @@ class CreateModelForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "code-input"}),
     )
 
+    # The numeric parameters offered here, in this order; names, ranges and help come from
+    # the one parameter table (inference.parameters), stored under their Ollama names.
     NUMERIC = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "num_ctx", "num_predict", "seed")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        numeric = {name: _numeric_field(parameters.BY_OLLAMA[name]) for name in self.NUMERIC}
+        # Right after the system prompt, before stop sequences and the template.
+        ordered = list(self.fields.items())
+        at = [name for name, _field in ordered].index("system") + 1
+        self.fields = dict(ordered[:at] + list(numeric.items()) + ordered[at:])
         base = self.fields["base"]
         assert isinstance(base, forms.ChoiceField)
         base.choices = [

@@ -12,91 +12,29 @@ case-insensitive, ``#`` starts a comment line, as in Ollama.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference import parameters
+
 MAX_MODELFILE_CHARS = 200_000
-MAX_STOP_SEQUENCES = 16
 
 
 class ModelfileError(ValueError):
     """The Modelfile (or a parameter) is not valid; the message says where and why."""
 
 
-def _number(kind: type, low: float | None = None, high: float | None = None) -> Callable[[Any], Any]:
-    def convert(value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("not a number")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError("not a number") from None
-        if not math.isfinite(number):
-            raise ValueError("not a finite number")
-        if kind is int:
-            if not number.is_integer():
-                raise ValueError("not a whole number")
-            # Via the text, not the float: seeds are 64-bit and a float would round them.
-            result: Any = int(value.strip()) if isinstance(value, str) and value.strip().lstrip("-").isdigit() else int(number)
-        else:
-            result = number
-        if low is not None and result < low:
-            raise ValueError(f"must be at least {low:g}")
-        if high is not None and result > high:
-            raise ValueError(f"must be at most {high:g}")
-        return result
-
-    return convert
-
-
-def _stop(value: Any) -> list[str]:
-    values = value if isinstance(value, list) else [value]
-    stops = [str(v) for v in values if str(v)]
-    if len(stops) > MAX_STOP_SEQUENCES:
-        raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
-    return stops
-
-
-# Ollama's parameters (its api.Options), with the range each one accepts here.
-PARAMETERS: Mapping[str, Callable[[Any], Any]] = {
-    "temperature": _number(float, 0, 100),
-    "top_p": _number(float, 0, 1),
-    "top_k": _number(int, 0, 100_000),
-    "min_p": _number(float, 0, 1),
-    "typical_p": _number(float, 0, 1),
-    "repeat_penalty": _number(float, 0, 100),
-    "repeat_last_n": _number(int, -1, 1_000_000),
-    "presence_penalty": _number(float, -100, 100),
-    "frequency_penalty": _number(float, -100, 100),
-    "seed": _number(int, -(2**63), 2**63 - 1),
-    "num_ctx": _number(int, 16, 10_000_000),
-    "num_predict": _number(int, -2, 10_000_000),
-    "num_keep": _number(int, -1, 10_000_000),
-    "num_batch": _number(int, 1, 1_000_000),
-    "num_gpu": _number(int, -1, 10_000),
-    "num_thread": _number(int, 0, 10_000),
-    "mirostat": _number(int, 0, 2),
-    "mirostat_tau": _number(float, 0, 100),
-    "mirostat_eta": _number(float, 0, 100),
-    "stop": _stop,
-}
-
-
 def validate_parameters(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Check names and ranges of Ollama parameters; returns them converted."""
-    result: dict[str, Any] = {}
-    for name, value in raw.items():
-        converter = PARAMETERS.get(name)
-        if converter is None:
-            raise ModelfileError(f"Unknown parameter {name!r}. Known: {', '.join(sorted(PARAMETERS))}.")
-        try:
-            result[name] = converter(value)
-        except (TypeError, ValueError) as exc:
-            raise ModelfileError(f"Parameter {name} = {value!r} is not valid: {exc}.") from None
-    return result
+    """Check names and ranges of Ollama parameters (the one table, ``inference.parameters``);
+    returns them converted, under their Ollama names."""
+    try:
+        return parameters.from_ollama(raw, modelfile=True)
+    except parameters.ParameterError as exc:
+        if exc.problem.startswith("is not a known"):
+            raise ModelfileError(f"Unknown parameter {exc.field!r}. Known: {', '.join(sorted(parameters.BY_OLLAMA))}.") from None
+        raise ModelfileError(f"Parameter {exc.field} = {raw.get(exc.field)!r} is not valid: {exc.problem}.") from None
 
 
 @dataclass

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils.translation import gettext as _
 
+from inference import parameters
 from inference.engines.base import Endpoint, ModelSpec
 
 from inference.fit import ModelShape
@@ -53,30 +54,33 @@ def default_model_for_user(*, user: UserLike) -> LLMModel | None:
     return usable.filter(is_default=True).first() or usable.order_by("name", "tag").first()
 
 
-# Ollama's option names, mapped to the OpenAI-style names the engines take.
-_OLLAMA_OPTION_NAMES = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "min_p": "min_p",
-    "repeat_penalty": "repeat_penalty",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-    "seed": "seed",
-    "stop": "stop",
-    "num_predict": "max_tokens",
-}
+def default_model() -> LLMModel | None:
+    """The model new chats get when nobody picked one, for no user in particular (readiness
+    checks): the ready model marked default, else the first ready one by name, as
+    ``default_model_for_user`` picks for staff."""
+    ready = LLMModel.objects.ready()
+    return ready.filter(is_default=True).first() or ready.order_by("name", "tag").first()
 
 
-def sampling_defaults(parameters: dict[str, Any]) -> dict[str, Any]:
-    """A model's Modelfile parameters as engine options (unknown ones are ignored)."""
-    return {_OLLAMA_OPTION_NAMES[key]: value for key, value in parameters.items() if key in _OLLAMA_OPTION_NAMES}
+def chat_context(model: LLMModel) -> int:
+    """The context one chat with this model really gets, in tokens.
+
+    An administrator's ``num_ctx`` for the model wins (up to what the model was trained
+    for); otherwise vLLM serves the model's own length, and the embedded engine gives each
+    of its parallel slots at most ``EMBEDDED_CONTEXT``.
+    """
+    chosen = (model.parameters or {}).get("num_ctx")
+    if chosen:
+        return max(16, min(int(chosen), model.context_length or int(chosen)))
+    if model.backend == Backend.VLLM:
+        return model.context_length
+    return min(model.context_length, settings.EMBEDDED_CONTEXT)
 
 
 def model_spec(model: LLMModel) -> ModelSpec:
-    defaults = sampling_defaults(model.parameters or {})
+    defaults = parameters.model_defaults(model.parameters or {})
     defaults.pop("max_tokens", None)  # applied as a ceiling by the options builder
-    context = int((model.parameters or {}).get("num_ctx") or model.context_length)
+    context = chat_context(model)
     if model.backend == Backend.VLLM:
         return ModelSpec(
             key=model.full_name,
@@ -91,7 +95,7 @@ def model_spec(model: LLMModel) -> ModelSpec:
         key=model.full_name,
         backend=model.backend,
         upstream=model.full_name,
-        context_length=min(context, settings.EMBEDDED_CONTEXT),
+        context_length=context,
         path=model.file_path,
         embedding="embedding" in (model.capabilities or []) and "completion" not in (model.capabilities or []),
         chat_template=model.template,
@@ -134,6 +138,7 @@ class ModelRow:
     expires_at: datetime | None = None
     endpoints: list[str] = field(default_factory=list)
     allowed_users: list[str] = field(default_factory=list)
+    chat_context: int = 0
 
 
 @dataclass
@@ -178,7 +183,12 @@ def models_overview() -> list[ModelRow]:
     engine = embedded_engine()
     endpoints = list(VllmEndpoint.objects.filter(enabled=True))
     for model in LLMModel.objects.prefetch_related("allowed_users").order_by("name", "tag"):
-        row = ModelRow(model=model, fit=model_fit(model), allowed_users=[u.get_username() for u in model.allowed_users.all()])
+        row = ModelRow(
+            model=model,
+            fit=model_fit(model),
+            allowed_users=[u.get_username() for u in model.allowed_users.all()],
+            chat_context=chat_context(model),
+        )
         if model.backend == Backend.EMBEDDED:
             loaded = engine.loaded_model(model_spec(model))
             row.loaded = loaded is not None

@@ -17,7 +17,8 @@ from typing import Any
 from celery import Task, shared_task
 from celery.signals import worker_ready
 
-from . import services
+from .services import endpoints, pulls
+from .services.errors import PullInterrupted
 
 logger = logging.getLogger(__name__)
 
@@ -26,31 +27,31 @@ logger = logging.getLogger(__name__)
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(services.PullInterrupted,),
+    autoretry_for=(PullInterrupted,),
     retry_backoff=5,
     retry_backoff_max=60,
     retry_jitter=False,
-    max_retries=services.PULL_MAX_ATTEMPTS - 1,
+    max_retries=pulls.PULL_MAX_ATTEMPTS - 1,
 )
 def pull_model(self: Task, pull_id: int) -> None:
     # The task id stays the same across retries, so a retry reclaims its own lease at once.
-    services.pull_run(pull_id=pull_id, owner=self.request.id or "")
+    pulls.pull_run(pull_id=pull_id, owner=self.request.id or "")
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def pulls_recover() -> list[int]:
-    return services.pulls_recover()
+    return pulls.pulls_recover()
 
 
 @shared_task(ignore_result=True, expires=60)
 def vllm_endpoints_check() -> None:
-    services.vllm_endpoints_check()
+    endpoints.vllm_endpoints_check()
 
 
 @worker_ready.connect
 def _recover_pulls_on_start(sender: Any = None, **kwargs: Any) -> None:
     try:
-        recovered = services.pulls_recover()
+        recovered = pulls.pulls_recover()
     except Exception:  # a database hiccup at start must not keep the worker down
         logger.exception("could not look for interrupted pulls")
         return

@@ -14,6 +14,7 @@ urlpatterns = [
     path("create/", views.model_create, name="create"),
     path("<int:model_id>/default/", views.model_default, name="default"),
     path("<int:model_id>/delete/", views.model_delete, name="delete"),
+    path("<int:model_id>/context/", views.model_context, name="context"),
     path("<int:model_id>/copy/", views.model_copy, name="copy"),
     path("<int:model_id>/access/", views.model_access, name="access"),
     path("endpoints/", views.endpoint_add, name="endpoint_add"),

@@ -14,14 +14,18 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import selectors, services
+from . import selectors
 from .fetch import DownloadError, UnsafeURL
-from .forms import AccessForm, CopyForm, CreateModelForm, EndpointForm, EstimateForm, PullForm
+from .forms import AccessForm, ContextForm, CopyForm, CreateModelForm, EndpointForm, EstimateForm, PullForm
 from inference.gguf_info import InvalidGGUF
 from .models import LLMModel, VllmEndpoint
 from .names import InvalidModelName
 from .progress import pull_payload
 from .selectors import ModelNotFound
+from .services import endpoints as endpoint_services
+from .services import pulls as pull_services
+from .services import registry as registry_services
+from .services.errors import ModelError
 from .sources import SourceError, estimate_source, parse_source
 
 View = Callable[..., HttpResponse]
@@ -96,10 +100,10 @@ def pull_create(request: HttpRequest) -> HttpResponse:
         messages.error(request, _("Type a model to pull."))
         return _back("pull")
     try:
-        pull = services.pull_start(
+        pull = pull_services.pull_start(
             actor=request.user, name=form.cleaned_data["source"], model_name=form.cleaned_data["model_name"]
         )
-    except services.ModelError as exc:
+    except ModelError as exc:
         messages.error(request, exc.message)
         return _back("pull")
     messages.success(request, _("Pulling %(source)s as %(model)s.") % {"source": pull.source, "model": pull.model_name})
@@ -113,8 +117,8 @@ def pull_cancel(request: HttpRequest, pull_id: int) -> HttpResponse:
     if pull is None:
         return _not_found(request)
     try:
-        services.pull_cancel(actor=request.user, pull=pull)
-    except services.ModelError as exc:
+        pull_services.pull_cancel(actor=request.user, pull=pull)
+    except ModelError as exc:
         messages.error(request, exc.message)
     return _back("pulls")
 
@@ -149,8 +153,30 @@ def model_default(request: HttpRequest, model_id: int) -> HttpResponse:
     model = _model_or_404(request, model_id)
     if model is None:
         return _not_found(request)
-    services.model_set_default(model=model, actor=request.user)
+    registry_services.model_set_default(model=model, actor=request.user)
     messages.success(request, _("%(model)s is now the default model for new chats.") % {"model": model.full_name})
+    return _back()
+
+
+@staff_required
+@require_POST
+def model_context(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = _model_or_404(request, model_id)
+    if model is None:
+        return _not_found(request)
+    form = ContextForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return _back()
+    try:
+        registry_services.model_context_set(actor=request.user, model=model, context_length=form.cleaned_data["context_length"])
+    except ModelError as exc:
+        messages.error(request, exc.message)
+        return _back()
+    messages.success(
+        request,
+        _("A chat with %(model)s now holds %(tokens)d tokens.") % {"model": model.full_name, "tokens": selectors.chat_context(model)},
+    )
     return _back()
 
 
@@ -161,7 +187,7 @@ def model_delete(request: HttpRequest, model_id: int) -> HttpResponse:
     if model is None:
         return _not_found(request)
     try:
-        services.model_delete(actor=request.user, name=model.full_name)
+        registry_services.model_delete(actor=request.user, name=model.full_name)
     except ModelNotFound:
         return _not_found(request)
     messages.success(request, _("%(model)s was deleted.") % {"model": model.full_name})
@@ -179,8 +205,8 @@ def model_copy(request: HttpRequest, model_id: int) -> HttpResponse:
         messages.error(request, _("Give the copy a name."))
         return _back()
     try:
-        copy = services.model_copy(actor=request.user, source=model.full_name, destination=form.cleaned_data["destination"])
-    except services.ModelError as exc:
+        copy = registry_services.model_copy(actor=request.user, source=model.full_name, destination=form.cleaned_data["destination"])
+    except ModelError as exc:
         messages.error(request, exc.message)
         return _back()
     messages.success(request, _("Copied %(model)s to %(copy)s.") % {"model": model.full_name, "copy": copy.full_name})
@@ -196,7 +222,7 @@ def model_access(request: HttpRequest, model_id: int) -> HttpResponse:
     if request.method == "POST":
         form = AccessForm(request.POST)
         if form.is_valid():
-            services.model_access_set(
+            registry_services.model_access_set(
                 actor=request.user,
                 model=model,
                 access=form.cleaned_data["access"],
@@ -216,7 +242,7 @@ def model_create(request: HttpRequest) -> HttpResponse:
         form = CreateModelForm(request.POST)
         if form.is_valid():
             try:
-                model = services.model_create(
+                model = registry_services.model_create(
                     actor=request.user,
                     name=form.cleaned_data["name"],
                     from_=form.cleaned_data["base"],
@@ -224,13 +250,14 @@ def model_create(request: HttpRequest) -> HttpResponse:
                     template=form.cleaned_data["template"],
                     parameters=form.parameters(),
                 )
-            except (services.ModelError, ModelNotFound) as exc:
+            except (ModelError, ModelNotFound) as exc:
                 form.add_error(None, getattr(exc, "message", str(exc)))
             else:
                 messages.success(request, _("Created %(model)s.") % {"model": model.full_name})
                 return _back()
     else:
-        base = LLMModel.objects.filter(pk=request.GET.get("base") or 0).first() if (request.GET.get("base") or "").isdigit() else None
+        # isdecimal, not isdigit: "²" is a digit that int() refuses (it was a 500).
+        base = LLMModel.objects.filter(pk=request.GET.get("base") or 0).first() if (request.GET.get("base") or "").isdecimal() else None
         form = CreateModelForm(initial={"base": base.full_name if base else None})
     return render(request, "models_admin/create.html", {"form": form})
 
@@ -243,10 +270,10 @@ def endpoint_add(request: HttpRequest) -> HttpResponse:
         messages.error(request, _("Give the URL of the vLLM server."))
         return _back("endpoints")
     try:
-        endpoint = services.vllm_endpoint_add(
+        endpoint = endpoint_services.vllm_endpoint_add(
             actor=request.user, url=form.cleaned_data["url"], api_key=form.cleaned_data["api_key"]
         )
-    except services.ModelError as exc:
+    except ModelError as exc:
         messages.error(request, exc.message)
         return _back("endpoints")
     if endpoint.healthy:
@@ -262,7 +289,7 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = VllmEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None:
         return _not_found(request)
-    services.vllm_endpoint_delete(actor=request.user, endpoint=endpoint)
+    endpoint_services.vllm_endpoint_delete(actor=request.user, endpoint=endpoint)
     messages.success(request, _("Removed %(url)s.") % {"url": endpoint.url})
     return _back("endpoints")
 
@@ -273,5 +300,5 @@ def endpoint_check(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = VllmEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None:
         return _not_found(request)
-    services.vllm_endpoint_check(endpoint=endpoint, register_models=True)
+    endpoint_services.vllm_endpoint_check(endpoint=endpoint, register_models=True)
     return _back("endpoints")

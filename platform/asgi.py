@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels (served by daphne)."""
 
+import json
 import os
 import re
 from typing import Any
@@ -15,32 +16,75 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from chat.routing import websocket_urlpatterns as chat_sockets  # noqa: E402
 from models_admin.routing import websocket_urlpatterns as models_sockets  # noqa: E402
+from webio.asgi import body_limit  # noqa: E402
+from webio.sockets import RefuseConsumer  # noqa: E402
 
 
-class _ApiHandler(ASGIHandler):
-    """Django for the key-authenticated API, with the lean ``API_MIDDLEWARE`` stack."""
+class _LeanHandler(ASGIHandler):
+    """Django with another middleware list than ``MIDDLEWARE``: the setting named here."""
+
+    middleware_setting = "MIDDLEWARE"
 
     def load_middleware(self, is_async: bool = False) -> None:
         # Django builds the chain from settings.MIDDLEWARE; swap it only while building.
-        with override_settings(MIDDLEWARE=settings.API_MIDDLEWARE):
+        with override_settings(MIDDLEWARE=getattr(settings, self.middleware_setting)):
             super().load_middleware(is_async=is_async)
+
+
+class _ApiHandler(_LeanHandler):
+    """Django for the key-authenticated API, with the lean ``API_MIDDLEWARE`` stack."""
+
+    middleware_setting = "API_MIDDLEWARE"
+
+
+class _HealthHandler(_LeanHandler):
+    """Django for ``/healthz`` and ``/readyz`` with no middleware at all (``HEALTH_MIDDLEWARE``):
+    probes come from IPs that are not in ALLOWED_HOSTS (no host check), over plain HTTP (no
+    SSL redirect), and need no session, CSRF token or login."""
+
+    middleware_setting = "HEALTH_MIDDLEWARE"
 
 
 _api_app = _ApiHandler()
 _api_path = re.compile(settings.API_PATH_REGEX)
+_health_app = _HealthHandler()
+_health_path = re.compile(settings.HEALTH_PATH_REGEX)
 
 
 async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    app = _api_app if _api_path.match(scope["path"]) else django_asgi_app
+    path = scope["path"]
+    if _health_path.match(path):
+        app: ASGIHandler = _health_app
+    elif _api_path.match(path):
+        app = _api_app
+    else:
+        app = django_asgi_app
     await app(scope, receive, send)
 
 
+def _too_large(scope: dict[str, Any]) -> tuple[int, bytes]:
+    """413 in the shape of the protocol the path belongs to."""
+    from api.errors import ApiError, Protocol, error_body
+
+    path = scope.get("path", "")
+    protocol = Protocol.OPENAI if "/v1/" in path else Protocol.OLLAMA
+    error = ApiError(413, "request body is too large", code="request_too_large")
+    return 413, json.dumps(error_body(protocol, error)).encode()
+
+
+# Any other socket path: accepted and closed with 4404, not URLRouter's ValueError (a 500
+# during the handshake, or 1011). See webio/sockets.py for why not a close before accepting.
+unknown_socket = re_path(r"", RefuseConsumer.as_asgi())
+
 application = ProtocolTypeRouter(
     {
-        "http": http_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(chat_sockets + models_sockets))),
+        "http": body_limit(http_app, max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE, refusal=_too_large),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter([*chat_sockets, *models_sockets, unknown_socket]))
+        ),
     }
 )

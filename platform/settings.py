@@ -94,9 +94,10 @@ INSTALLED_APPS = [
     "csp",
     "channels",
     # Layers, top to bottom (checked by import-linter, see pyproject.toml):
-    # chat | api -> generation -> models_admin -> accounts | inference
+    # chat | api | health -> generation -> models_admin -> accounts | inference
     "chat",
     "api",
+    "health",
     "generation",
     "models_admin",
     "accounts",
@@ -122,7 +123,13 @@ MIDDLEWARE = [
 # auth, message, locale and CSP middleware: under ASGI each sync-style middleware costs two
 # thread hops per request, which showed up as milliseconds of time-to-first-token.
 API_PATH_REGEX = r"^(/u/[^/]+)?/(api|v1)/"
-API_MIDDLEWARE = ["corsheaders.middleware.CorsMiddleware"]
+# The API still honours ALLOWED_HOSTS and sends nosniff, as the pages do (api/middleware.py).
+API_MIDDLEWARE = ["api.middleware.api_host_and_nosniff", "corsheaders.middleware.CorsMiddleware"]
+# Liveness and readiness probes (health/): no middleware at all, so they answer any Host
+# header (probes use IPs), over plain HTTP, without a session (platform/asgi.py routes them).
+HEALTH_PATH_REGEX = r"^/(healthz|readyz)/?$"
+HEALTH_MIDDLEWARE: list[str] = []
+HEALTH_CHECK_TIMEOUT = 3.0  # seconds for each readiness check (they run at the same time)
 
 ROOT_URLCONF = "platform.urls"
 ASGI_APPLICATION = "platform.asgi.application"
@@ -254,6 +261,9 @@ CORS_ALLOW_HEADERS = ["authorization", "content-type", "x-requested-with"]
 
 # Request bodies (chat histories with images can be large, but not unbounded).
 DATA_UPLOAD_MAX_MEMORY_SIZE = _positive_int("MAX_REQUEST_BYTES", 16 * 1024 * 1024)
+# WebSocket frames: a larger one is answered with an error frame (the socket stays open).
+# daphne itself drops frames over 1 MiB (close 1009) before they reach the platform.
+WS_MAX_FRAME_BYTES = _positive_int("WS_MAX_FRAME_BYTES", 512 * 1024)
 
 # --- Internationalisation -----------------------------------------------------------------
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
@@ -287,6 +297,7 @@ EMBEDDED_MODEL_PATH = env.str("EMBEDDED_MODEL_PATH", default="")
 EMBEDDED_PARALLEL = _positive_int("EMBEDDED_PARALLEL", 8)
 EMBEDDED_THREADS = env.int("EMBEDDED_THREADS", default=0)  # 0: all cores
 EMBEDDED_CONTEXT = _positive_int("EMBEDDED_CONTEXT", 4096)  # tokens per parallel slot
+EMBEDDED_BATCH = _positive_int("EMBEDDED_BATCH", 128)  # prompt tokens per engine step (fairness)
 VLLM_URL = env.str("VLLM_URL", default="")
 VLLM_API_KEY = _secret("VLLM_API_KEY", default="") or ""
 VLLM_MODEL = env.str("VLLM_MODEL", default="")
@@ -297,6 +308,10 @@ DEFAULT_MAX_TOKENS = _positive_int("DEFAULT_MAX_TOKENS", 1024)
 MAX_TOKENS_CEILING = _positive_int("MAX_TOKENS_CEILING", 4096)
 STREAM_FLUSH_MS = _positive_int("STREAM_FLUSH_MS", 40)
 MAX_MESSAGE_CHARS = _positive_int("MAX_MESSAGE_CHARS", 100_000)
+# Bounds on one generation request, whatever the interface (generation/limits.py).
+MAX_MESSAGES_PER_REQUEST = _positive_int("MAX_MESSAGES_PER_REQUEST", 1000)
+MAX_PROMPT_BYTES = _positive_int("MAX_PROMPT_BYTES", 2 * 1024 * 1024)
+MAX_CONCURRENT_GENERATIONS_PER_USER = _positive_int("MAX_CONCURRENT_GENERATIONS_PER_USER", 4)
 
 # --- Model management (issue 4): pulls, engines' memory, vLLM endpoints ----------------------
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2,

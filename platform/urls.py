@@ -13,6 +13,8 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("admin/models/", include("models_admin.urls")),
     path("admin/", admin.site.urls),
+    # /healthz, /readyz (routed past the middleware by platform.asgi)
+    path("", include("health.urls")),
     # /api/*, /v1/*, /u/<key>/...
     path("", include("api.urls")),
     path("", include("accounts.urls")),

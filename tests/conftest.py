@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 
 from models_admin.models import LLMModel
-from models_admin.services import bundled_model_install
+from models_admin.services.registry import bundled_model_install
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
+from ..parameters import engine_body
+
 
 class EngineError(Exception):
     """An engine failure with a message a person can read.
@@ -51,28 +53,20 @@ class ModelSpec:
 
 @dataclass
 class GenerationOptions:
+    """One request's options: the answer's token cap and sampling options in the engine's
+    names (``inference.parameters``), already validated and merged with the model's defaults."""
+
     max_tokens: int
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    repeat_penalty: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, max_tokens: int, sampling: dict[str, Any] | None = None, **named: Any) -> None:
+        # ``GenerationOptions(max_tokens=16, temperature=0)`` reads better in engine-level code.
+        self.max_tokens = max_tokens
+        self.sampling = {**(sampling or {}), **named}
 
     def as_openai(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"max_tokens": self.max_tokens}
-        for name in ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty", "seed"):
-            value = getattr(self, name)
-            if value is not None:
-                body[name] = value
-        if self.repeat_penalty is not None:
-            body["repetition_penalty"] = self.repeat_penalty  # vLLM's name
-            body["repeat_penalty"] = self.repeat_penalty  # llama.cpp's name
-        if self.stop:
-            body["stop"] = self.stop
+        body = engine_body(self.sampling)
+        body["max_tokens"] = self.max_tokens
         return body
 
 

@@ -98,7 +98,7 @@ def parse_keep_alive(value: object) -> float | None:
 def _load_key(spec: ModelSpec) -> str:
     """Models that differ only in prompt or sampling (custom models) share one loaded server;
     a different template or context length (num_ctx) needs its own, as in Ollama."""
-    context = min(spec.context_length, settings.EMBEDDED_CONTEXT)
+    context = spec.context_length  # the registry's choice per model (models_admin.selectors.chat_context)
     return f"{spec.path}|{spec.chat_template}|{spec.embedding}|{context}"
 
 
@@ -224,7 +224,7 @@ class EmbeddedEngine(OpenAICompatEngine):
                     current.last_used = time.monotonic()
                     return current
             parallel = settings.EMBEDDED_PARALLEL
-            context = min(spec.context_length, settings.EMBEDDED_CONTEXT)
+            context = spec.context_length  # the registry's choice per model (models_admin.selectors.chat_context)
             needed = _memory_estimate(spec, context=context, parallel=parallel)
             self._make_room(spec, needed)
             current = self._start(spec, parallel=parallel, context=context)
@@ -274,6 +274,11 @@ class EmbeddedEngine(OpenAICompatEngine):
         params.n_parallel = parallel
         params.n_ctx = context * parallel
         params.cont_batching = True
+        # Prompts are evaluated in steps of at most this many tokens, and every running
+        # answer gets its next token between two steps: on a CPU, one long prompt must not
+        # hold up everyone else's stream for seconds (llama.cpp's default step is 2,048).
+        params.n_batch = settings.EMBEDDED_BATCH
+        params.n_ubatch = min(params.n_ubatch, settings.EMBEDDED_BATCH)
         # Requests beyond the parallel slots wait in llama.cpp's queue, each holding an HTTP
         # thread meanwhile: leave enough threads for a burst of queued requests.
         params.n_threads_http = max(64, parallel * 8)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import time
 import weakref
@@ -21,6 +20,7 @@ from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import httpx
+import orjson
 from django.conf import settings
 from django.utils.translation import gettext as _
 
@@ -56,6 +56,22 @@ def http_client() -> httpx.AsyncClient:
         )
         _clients[loop] = client
     return client
+
+
+async def _sse_data(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of a server-sent event stream, as bytes.
+
+    The per-token path: raw reads split on newlines, no text decoding (orjson parses bytes),
+    instead of httpx's line iterator, which decodes and re-splits every chunk."""
+    pending = b""
+    async for block in response.aiter_bytes():
+        pending += block
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+    if pending.startswith(b"data:"):
+        yield pending[5:].strip()
 
 
 def _unreachable(exc: Exception) -> EngineError:
@@ -152,8 +168,8 @@ class OpenAICompatEngine(Engine):
         return {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
 
     def _body(self, spec: ModelSpec, options: GenerationOptions) -> dict[str, Any]:
-        body: dict[str, Any] = dict(spec.defaults)
-        body.update(options.as_openai())
+        # The model's defaults are already in ``options`` (``generation_options``).
+        body = options.as_openai()
         body["model"] = spec.upstream
         return body
 
@@ -198,13 +214,10 @@ class OpenAICompatEngine(Engine):
                         if response.status_code >= 400:
                             await response.aread()
                             raise self._http_error(spec, response)
-                        async for line in response.aiter_lines():
-                            if not line.startswith("data:"):
-                                continue
-                            data = line[5:].strip()
-                            if data == "[DONE]":
+                        async for data in _sse_data(response):
+                            if data == b"[DONE]":
                                 break
-                            chunk = json.loads(data)
+                            chunk = orjson.loads(data)
                             if "error" in chunk:
                                 error = chunk["error"]
                                 message = error.get("message", "") if isinstance(error, dict) else error
@@ -229,7 +242,7 @@ class OpenAICompatEngine(Engine):
                 except httpx.TransportError as exc:
                     self.mark_down(endpoint)
                     raise _unreachable(exc) from exc
-                except json.JSONDecodeError as exc:
+                except orjson.JSONDecodeError as exc:
                     raise _unreachable(exc) from exc
             break
         yield Final(

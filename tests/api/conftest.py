@@ -20,7 +20,7 @@ from django.contrib.auth.models import AbstractUser
 
 from accounts.services import api_key_create
 from models_admin.models import Access, Backend, LLMModel
-from models_admin.services import bundled_model_path
+from models_admin.services.registry import bundled_model_path
 from tests.conftest import LiveServer, start_live_server
 
 

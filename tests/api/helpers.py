@@ -58,6 +58,17 @@ def busy_slots(urls: list[str]) -> int:
     return sum(1 for url in urls for slot in httpx.get(url + "/slots", timeout=5).json() if slot["is_processing"])
 
 
+def decoded_tokens(urls: list[str]) -> int:
+    """Tokens the busy slots have generated so far (llama.cpp's /slots)."""
+    return sum(
+        int((slot.get("next_token") or [{}])[0].get("n_decoded", 0)) if isinstance(slot.get("next_token"), list)
+        else int((slot.get("next_token") or {}).get("n_decoded", 0))
+        for url in urls
+        for slot in httpx.get(url + "/slots", timeout=5).json()
+        if slot["is_processing"]
+    )
+
+
 def wait_for(condition: Any, *, timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from models_admin.models import LLMModel
 from tests.conftest import LiveServer
 
 from .conftest import CHAT_PIECES
-from .helpers import RawHTTP, busy_slots, engine_urls, ndjson_lines, wait_for
+from .helpers import decoded_tokens, RawHTTP, busy_slots, engine_urls, ndjson_lines, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -146,9 +146,10 @@ def test_client_disconnect_during_a_non_streamed_answer_frees_the_engine_slot(
     body = {"model": "smollm2:135m", "messages": LONG, "max_tokens": 3000, "temperature": 0}  # no "stream": not streamed
     request = RawHTTP(server, "POST", "/v1/chat/completions", body, {"Authorization": f"Bearer {alice_key}"})
     assert wait_for(lambda: busy_slots(engine) == 1, timeout=30), "the engine should be generating the answer"
-    # A busy slot may still be reading the prompt; let some tokens reach the platform, so
-    # there is usage to attribute when the client leaves.
-    time.sleep(0.5)
+    # A busy slot may still be reading the prompt; wait until the engine has generated
+    # tokens (a time-based wait is flaky on a loaded machine), so there is usage to attribute.
+    assert wait_for(lambda: decoded_tokens(engine) >= 20, timeout=30), "the engine should be generating tokens"
+    time.sleep(0.2)  # the platform reads them as they come
     request.hang_up()
 
     assert wait_for(lambda: busy_slots(engine) == 0, timeout=2), "the engine kept generating for a client that left"

@@ -14,7 +14,8 @@ from django.test import AsyncClient
 
 from api import manage
 from api.manage import PullState
-from models_admin import services as model_services
+from models_admin.services import pulls as model_pulls
+from models_admin.services import registry as model_registry
 from models_admin.models import LLMModel
 
 from .conftest import IMPORTABLE_FILE
@@ -28,9 +29,9 @@ ROUTES = [
     ("POST", "/api/copy", {"source": "smollm2:135m", "destination": "mine"}),
     ("POST", "/api/create", {"model": "mine", "from": "smollm2:135m"}),
 ]
-SERVICES = ("pull_start", "model_delete", "model_copy", "model_create")
+SERVICES = {"pull_start": model_pulls, "model_delete": model_registry, "model_copy": model_registry, "model_create": model_registry}
 needs_services = pytest.mark.skipif(
-    not all(hasattr(model_services, name) for name in SERVICES), reason="model management services not there yet"
+    not all(hasattr(module, name) for name, module in SERVICES.items()), reason="model management services not there yet"
 )
 
 
@@ -46,8 +47,8 @@ def test_model_management_refuses_non_admin_keys(server: str, bob_key: str, smol
 async def test_model_management_answers_501_while_its_services_are_missing(
     admin_key: str, monkeypatch: pytest.MonkeyPatch, method: str, path: str, body: dict[str, Any]
 ) -> None:
-    for name in SERVICES:
-        monkeypatch.delattr(model_services, name, raising=False)
+    for name, module in SERVICES.items():
+        monkeypatch.delattr(module, name, raising=False)
     response = await AsyncClient().generic(
         method, path, json.dumps(body), content_type="application/json", headers={"Authorization": f"Bearer {admin_key}"}
     )
@@ -154,7 +155,7 @@ def test_pull_of_something_unpullable_is_400(ollama_client: Callable[..., ollama
 
 
 def test_pull_stream_is_ndjson(configured_server: str, admin_key: str, smollm: LLMModel) -> None:
-    if not hasattr(model_services, "pull_start"):
+    if not hasattr(model_pulls, "pull_start"):
         pytest.skip("model management services not there yet")
     with httpx.stream(
         "POST", f"{configured_server}/api/pull", json={"model": IMPORTABLE_FILE}, headers={"Authorization": f"Bearer {admin_key}"}, timeout=300

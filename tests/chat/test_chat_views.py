@@ -107,7 +107,7 @@ def test_pages_send_a_strict_content_security_policy(alice: AbstractUser, alices
 
 
 def test_embedding_only_models_are_not_offered_for_chat(alice: AbstractUser, smollm: LLMModel) -> None:
-    from models_admin.services import bundled_embedding_model_install
+    from models_admin.services.registry import bundled_embedding_model_install
 
     embedder = bundled_embedding_model_install()
     assert embedder.capabilities == ["embedding"]

@@ -11,7 +11,7 @@ import pytest
 
 from inference.engines import EngineError, vllm_engine
 from inference.engines.base import Delta, Endpoint, Final, GenerationOptions, ModelSpec
-from models_admin.services import bundled_model_path
+from models_admin.services.registry import bundled_model_path
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from django.test import Client
 
 from chat.services import conversation_create
 from models_admin.models import Access, AdminAction, LLMModel
-from models_admin.services import model_copy
+from models_admin.services.registry import model_copy
 from tests.chat.helpers import connect, receive_until
 
 from .helpers import admin_socket

@@ -18,7 +18,8 @@ from chat.services import conversation_create
 from inference.engines import embedded_engine
 from models_admin.models import AdminAction, LLMModel
 from models_admin.selectors import model_spec
-from models_admin.services import ModelError, model_create
+from models_admin.services.errors import ModelError
+from models_admin.services.registry import model_create
 from tests.chat.helpers import connect, receive_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]

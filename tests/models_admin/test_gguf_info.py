@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models_admin import gguf_info
+from inference import gguf_info
 from inference.gguf_info import InvalidGGUF, format_parameter_count, read_gguf_info
 
 

@@ -19,7 +19,7 @@ from django.contrib.auth.models import AbstractUser
 
 from chat.services import conversation_create
 from models_admin.models import LLMModel, PullStatus
-from models_admin.services import pull_start
+from models_admin.services.pulls import pull_start
 from tests.chat.helpers import connect as chat_socket
 from tests.chat.helpers import receive_until
 from tests.conftest import _test_database_url, make_user

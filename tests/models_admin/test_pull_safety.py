@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AbstractUser
 
-from models_admin import services
 from models_admin.models import AdminAction, LLMModel, Pull, PullStatus
-from models_admin.services import ModelError, pull_run, pull_start, pull_temp_path
+from models_admin.services import registry
+from models_admin.services.errors import ModelError
+from models_admin.services.files import pull_temp_path
+from models_admin.services.pulls import pull_run, pull_start
 
 from .helpers import SMOLLM_BYTES, ModelServer
 
@@ -60,9 +62,9 @@ def test_traversal_model_names_are_refused(
     with pytest.raises(ModelError):
         pull_start(actor=admin_user, name=model_server.url("m.gguf"), model_name=model_name)
     with pytest.raises(ModelError):
-        services.model_copy(actor=admin_user, source=smollm.full_name, destination=model_name)
+        registry.model_copy(actor=admin_user, source=smollm.full_name, destination=model_name)
     with pytest.raises(ModelError):
-        services.model_create(actor=admin_user, name=model_name, from_=smollm.full_name)
+        registry.model_create(actor=admin_user, name=model_name, from_=smollm.full_name)
     assert list(LLMModel.objects.values_list("name", flat=True)) == ["smollm2"]
 
 

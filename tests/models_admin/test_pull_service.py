@@ -8,16 +8,20 @@ import json
 import struct
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import AbstractUser
 from django.db import connection
+from django.utils import timezone
 
-from models_admin import services
 from models_admin.models import Access, AdminAction, Backend, LLMModel, Pull, PullKind, PullStatus
-from models_admin.services import PullInterrupted, pull_cancel, pull_run, pull_start, pull_temp_path
+from models_admin.services import pulls, registry
+from models_admin.services.errors import PullInterrupted
+from models_admin.services.files import pull_temp_path
+from models_admin.services.pulls import pull_cancel, pull_run, pull_start
 
 from .helpers import SMOLLM, SMOLLM_BYTES, SMOLLM_SHA256, ModelServer, wait_for
 
@@ -136,7 +140,7 @@ def test_import_copies_the_file_and_delete_never_touches_the_original(
     assert blob.parent == models_dir / "blobs" and blob.read_bytes() == SMOLLM_BYTES
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.model_delete(actor=admin_user, name="smol:import")
+        registry.model_delete(actor=admin_user, name="smol:import")
     assert not blob.exists()
     assert original.read_bytes() == SMOLLM_BYTES
 
@@ -182,7 +186,7 @@ def test_an_interrupted_download_resumes_where_it_stopped(
 def test_a_pull_held_by_a_live_attempt_is_not_run_twice(admin_user: AbstractUser, models_dir: Path, model_server: ModelServer) -> None:
     model_server.files["m.gguf"] = SMOLLM_BYTES
     pull = pull_start(actor=admin_user, name=model_server.url("m.gguf"))
-    assert services._pull_claim(pull.id, "worker-a") is not None
+    assert pulls._pull_claim(pull.id, "worker-a") is not None
     pull_run(pull_id=pull.id, owner="worker-b")  # a duplicate delivery
     pull.refresh_from_db()
     assert (pull.status, pull.lease_owner) == (PullStatus.RUNNING, "worker-a")
@@ -231,19 +235,19 @@ def test_progress_is_written_at_most_twice_a_second(admin_user: AbstractUser, mo
     model_server.files["m.gguf"] = SMOLLM_BYTES
     model_server.bytes_per_second = 40_000_000
     writes: list[float] = []
-    original = services._Reporter.write
+    original = pulls._Reporter.write
 
-    def counting(self: services._Reporter, **fields: Any) -> None:
+    def counting(self: pulls._Reporter, **fields: Any) -> None:
         if "completed_bytes" in fields and "detail" not in fields:
             writes.append(time.monotonic())
         original(self, **fields)
 
-    monkeypatch.setattr(services._Reporter, "write", counting)
+    monkeypatch.setattr(pulls._Reporter, "write", counting)
     pull = run(pull_start(actor=admin_user, name=model_server.url("m.gguf")))
     assert pull.status == PullStatus.SUCCEEDED
     assert len(writes) >= 3
     gaps = [b - a for a, b in zip(writes, writes[1:], strict=False)]
-    assert min(gaps) >= services.PROGRESS_WRITE_INTERVAL * 0.95
+    assert min(gaps) >= pulls.PROGRESS_WRITE_INTERVAL * 0.95
 
 
 @pytest.mark.django_db
@@ -271,17 +275,17 @@ def test_copies_share_the_file_until_the_last_one_is_deleted(
 ) -> None:
     model_server.files["m.gguf"] = SMOLLM_BYTES
     run(pull_start(actor=admin_user, name=model_server.url("m.gguf")))
-    copy = services.model_copy(actor=admin_user, source="m", destination="m-copy:v2")
-    custom = services.model_create(actor=admin_user, name="m-custom", from_="m", system="Be brief.")
+    copy = registry.model_copy(actor=admin_user, source="m", destination="m-copy:v2")
+    custom = registry.model_create(actor=admin_user, name="m-custom", from_="m", system="Be brief.")
     blob = Path(copy.file_path)
     assert custom.file_path == copy.file_path == LLMModel.objects.get(name="m").file_path
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.model_delete(actor=admin_user, name="m")
-        services.model_delete(actor=admin_user, name="m-copy:v2")
+        registry.model_delete(actor=admin_user, name="m")
+        registry.model_delete(actor=admin_user, name="m-copy:v2")
     assert blob.exists(), "the custom model still uses the file"
     with django_capture_on_commit_callbacks(execute=True):
-        services.model_delete(actor=admin_user, name="m-custom")
+        registry.model_delete(actor=admin_user, name="m-custom")
     assert not blob.exists()
     assert [a.action for a in AdminAction.objects.order_by("created_at")][-5:] == [
         "model.copy", "model.create", "model.delete", "model.delete", "model.delete",
@@ -290,7 +294,7 @@ def test_copies_share_the_file_until_the_last_one_is_deleted(
 
 @pytest.mark.django_db
 def test_deleting_the_bundled_model_keeps_its_package_file(admin_user: AbstractUser, smollm: LLMModel) -> None:
-    services.model_delete(actor=admin_user, name=smollm.full_name)
+    registry.model_delete(actor=admin_user, name=smollm.full_name)
     assert not LLMModel.objects.exists()
     assert SMOLLM.exists()
 
@@ -300,10 +304,10 @@ def test_recover_requeues_pulls_whose_worker_is_gone(admin_user: AbstractUser, m
     model_server.files["m.gguf"] = SMOLLM_BYTES
     live = pull_start(actor=admin_user, name=model_server.url("m.gguf"))
     dead = pull_start(actor=admin_user, name=model_server.url("other.gguf"))
-    services._pull_claim(live.pk, "alive")
-    services._pull_claim(dead.pk, "dead")
-    Pull.objects.filter(pk=dead.pk).update(lease_until=services.timezone.now() - services.timedelta(seconds=1))
+    pulls._pull_claim(live.pk, "alive")
+    pulls._pull_claim(dead.pk, "dead")
+    Pull.objects.filter(pk=dead.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     queued: list[int] = []
-    monkeypatch.setattr(services, "_enqueue_pull", queued.append)
-    assert services.pulls_recover() == [dead.pk]
+    monkeypatch.setattr(pulls, "_enqueue_pull", queued.append)
+    assert pulls.pulls_recover() == [dead.pk]
     assert queued == [dead.pk]

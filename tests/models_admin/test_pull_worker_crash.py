@@ -17,7 +17,8 @@ import pytest
 from django.contrib.auth.models import AbstractUser
 
 from models_admin.models import LLMModel, Pull, PullStatus
-from models_admin.services import pull_start, pull_temp_path
+from models_admin.services.files import pull_temp_path
+from models_admin.services.pulls import pull_start
 from tests.conftest import _test_database_url
 
 from .helpers import SMOLLM_BYTES, SMOLLM_SHA256, ModelServer, start_worker, task_queue, wait_for

@@ -18,7 +18,7 @@ from inference.engines.base import Delta, GenerationOptions, ModelSpec
 from inference.engines.openai_compat import OpenAICompatEngine
 from models_admin.models import Backend, LLMModel, VllmEndpoint
 from models_admin.selectors import model_spec
-from models_admin.services import vllm_endpoint_add
+from models_admin.services.endpoints import vllm_endpoint_add
 from models_admin.tasks import vllm_endpoints_check
 from tests.conftest import free_port
 

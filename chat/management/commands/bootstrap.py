@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from chat.services import messages_interrupted
-from models_admin.services import (
+from models_admin.services.registry import (
     bundled_embedding_model_install,
     bundled_model_install,
     install_import_dir,
