@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from inference.engines.base import ChatMessage
 from inference.prompting import text_of
@@ -89,7 +90,12 @@ def user_slot(user_id: int) -> UserSlot:
         running = _running.get(user_id, 0)
         if running >= limit:
             raise GenerationRefused(
-                _("You already have %(count)d answers being generated. Wait for one to finish.") % {"count": running},
+                ngettext(
+                    "You already have %(count)d answer being generated. Wait for it to finish.",
+                    "You already have %(count)d answers being generated. Wait for one to finish.",
+                    running,
+                )
+                % {"count": running},
                 status=429,
                 code="too_many_generations",
                 retry_after=1,

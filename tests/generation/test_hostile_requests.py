@@ -193,3 +193,32 @@ async def test_the_worst_requests_leave_another_users_chat_streaming(
     assert ttft < quiet_ttft + 2.0, f"TTFT {ttft:.3f} s under attack vs {quiet_ttft:.3f} s quiet"
     assert gap < quiet_gap + 1.5, f"longest gap {gap:.3f} s under attack vs {quiet_gap:.3f} s quiet"
     assert limits.running_for(alice.pk) == 0
+
+
+async def test_a_browser_answer_over_the_users_limit_is_refused_and_nothing_is_stored(
+    alice: AbstractUser, smollm: LLMModel, settings: Any
+) -> None:
+    from chat.models import Message
+    from chat.services import conversation_create
+    from tests.chat.helpers import connect, receive_until
+
+    settings.MAX_CONCURRENT_GENERATIONS_PER_USER = 1
+    settings.DEFAULT_MAX_TOKENS = 2000
+    first = await database_sync_to_async(conversation_create)(owner=alice)
+    second = await database_sync_to_async(conversation_create)(owner=alice)
+    busy, _ = await connect(alice, first.id)
+    await busy.send_json_to({"type": "send", "content": "Write a very long story about the sea."})
+    await receive_until(busy, "delta")
+
+    other, _ = await connect(alice, second.id)
+    await other.send_json_to({"type": "send", "content": "And a short one?"})
+    refused = await other.receive_json_from(timeout=10)
+    assert refused == {"type": "error", "error": "You already have 1 answer being generated. Wait for it to finish."}
+    assert not await Message.objects.filter(conversation_id=second.id).aexists()
+
+    await busy.send_json_to({"type": "stop"})
+    done, _ = await receive_until(busy, "done", timeout=20)
+    assert done["status"] == "stopped"
+    assert limits.running_for(alice.pk) == 0
+    await busy.disconnect()
+    await other.disconnect()
