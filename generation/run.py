@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import cached_property
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -195,10 +196,6 @@ class GenerationRun:
         self._finished = True
         self._slot.release()
 
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
     # ---- What the protocols report --------------------------------------------------------------
 
     @property
@@ -211,6 +208,10 @@ class GenerationRun:
             return self.final.prompt_tokens
         if self._prompt_tokens_counted is not None:
             return self._prompt_tokens_counted
+        return self._prompt_estimate
+
+    @cached_property
+    def _prompt_estimate(self) -> int:
         # Engines report the prompt's tokens only at the end; an answer cut short is charged
         # an estimate (about four bytes a token in the languages these models serve).
         text = self._prompt if self._messages is None else "\n".join(text_of(m) for m in self._messages)

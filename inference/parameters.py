@@ -8,12 +8,14 @@ changed here changes everywhere at once.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 MAX_STOP_SEQUENCES = 16
 MAX_STOP_LENGTH = 200
@@ -37,8 +39,8 @@ class Parameter:
     maximum: float | None
     ollama: str | None
     openai: str | None
-    label: str | Promise
-    help: str | Promise = ""
+    label: StrOrPromise
+    help: StrOrPromise = ""
     per_request: bool = True
     engine: bool = True
 
@@ -201,7 +203,3 @@ def engine_body(options: Mapping[str, Any]) -> dict[str, Any]:
     if "repeat_penalty" in body:
         body["repetition_penalty"] = body["repeat_penalty"]  # vLLM's name; llama.cpp reads repeat_penalty
     return body
-
-
-def names(kinds: Iterable[Kind] = ("int", "float", "stops")) -> list[str]:
-    return [p.name for p in PARAMETERS if p.kind in kinds]

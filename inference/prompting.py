@@ -90,6 +90,11 @@ def _keep_newest(
     return [m for m, _size in keep], [size for _m, size in keep]
 
 
+def _byte_size(message: ChatMessage) -> int:
+    """An upper bound of a message's tokens: a token is at least one byte."""
+    return len(text_of(message).encode()) + _TEMPLATE_TOKENS_PER_MESSAGE
+
+
 def _joined(messages: Sequence[ChatMessage]) -> str:
     return "\n".join(text_of(m) for m in messages)
 
@@ -104,7 +109,7 @@ async def fit_context(
     estimate, and the result is checked (and, if the estimate was low, shortened once more).
     """
     budget = spec.context_length - max_tokens
-    byte_sizes = [len(text_of(m).encode()) + _TEMPLATE_TOKENS_PER_MESSAGE for m in messages]
+    byte_sizes = [_byte_size(m) for m in messages]
     # Fast path, no engine call: a token is at least one byte, so a prompt whose byte count
     # fits cannot overflow.
     if sum(byte_sizes) <= budget:
@@ -128,7 +133,7 @@ async def fit_context(
         scale = tokens / max(1.0, sum(sizes))
         sizes = [size * scale for size in sizes]
     # Still over after the allowed calls: fall back to the byte bound, which cannot overflow.
-    kept_by_bytes = _keep_newest(candidates, [len(text_of(m).encode()) + _TEMPLATE_TOKENS_PER_MESSAGE for m in candidates], budget)
+    kept_by_bytes = _keep_newest(candidates, [_byte_size(m) for m in candidates], budget)
     if kept_by_bytes is None:
         raise _too_long(tokens=counted, spec=spec, max_tokens=max_tokens)
     return FittedPrompt(kept_by_bytes[0], None)

@@ -74,15 +74,15 @@ class ContextForm(forms.Form):
 def _numeric_field(parameter: parameters.Parameter) -> forms.Field:
     if parameter.kind == "int":
         return forms.IntegerField(
-            label=parameter.label,  # type: ignore[arg-type]
-            help_text=parameter.help,  # type: ignore[arg-type]
+            label=parameter.label,
+            help_text=parameter.help,
             required=False,
             min_value=None if parameter.minimum is None else int(parameter.minimum),
             max_value=None if parameter.maximum is None else int(parameter.maximum),
         )
     return forms.FloatField(
-        label=parameter.label,  # type: ignore[arg-type]
-        help_text=parameter.help,  # type: ignore[arg-type]
+        label=parameter.label,
+        help_text=parameter.help,
         required=False,
         min_value=parameter.minimum,
         max_value=parameter.maximum,
