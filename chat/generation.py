@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -23,8 +22,10 @@ from accounts.models import UsageOutcome
 from generation.run import GenerationRun
 from inference.engines import EngineError
 
+from .events import conversation_group, relay
 from .models import MessageStatus
 from .services import message_finalize
+from .titles import start_auto_title
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +33,8 @@ logger = logging.getLogger(__name__)
 RUNNING: dict[int, asyncio.Task[None]] = {}
 
 
-def conversation_group(conversation_id: object) -> str:
-    return f"conv.{conversation_id}"
-
-
 def control_group(message_id: int) -> str:
     return f"gen.{message_id}"
-
-
-def relay(payload: dict[str, Any]) -> dict[str, str]:
-    """A channel-layer event carrying a pre-serialised socket frame (serialised once, not per socket)."""
-    return {"type": "chat.relay", "text": orjson.dumps(payload).decode()}
 
 
 @dataclass
@@ -52,17 +44,22 @@ class GenerationJob:
     conversation_id: str
     message_id: int
     run: GenerationRun
+    #: Text already in the answer (a continuation): deltas start after it.
+    prefix: str = ""
+    #: Name the conversation in the background once this (its first) answer is done.
+    auto_title: bool = False
 
 
 class _Answer:
     """The growing answer and its batched fan-out."""
 
-    def __init__(self, layer: BaseChannelLayer, group: str, message_id: int) -> None:
+    def __init__(self, layer: BaseChannelLayer, group: str, message_id: int, prefix: str = "") -> None:
         self.layer = layer
         self.group = group
         self.message_id = message_id
-        self.sent: list[str] = []
-        self.sent_length = 0
+        self.sent: list[str] = [prefix] if prefix else []
+        self.sent_length = len(prefix)
+        self.started = False
         self.pending: list[str] = []
         self.last_flush = 0.0
         self.interval = settings.STREAM_FLUSH_MS / 1000
@@ -74,7 +71,7 @@ class _Answer:
     async def add(self, text: str) -> None:
         self.pending.append(text)
         # The first token goes out at once (time to first token); later ones are batched.
-        if not self.sent or time.monotonic() - self.last_flush >= self.interval:
+        if not self.started or time.monotonic() - self.last_flush >= self.interval:
             await self.flush()
 
     async def flush(self) -> None:
@@ -86,6 +83,7 @@ class _Answer:
             start = self.sent_length
             self.sent.append(chunk)
             self.sent_length += len(chunk)
+            self.started = True
             self.last_flush = time.monotonic()
             await self.layer.group_send(
                 self.group, relay({"type": "delta", "id": self.message_id, "start": start, "text": chunk})
@@ -115,7 +113,7 @@ _OUTCOMES = {
 async def run_generation(job: GenerationJob) -> None:
     layer = get_channel_layer()
     assert layer is not None
-    answer = _Answer(layer, conversation_group(job.conversation_id), job.message_id)
+    answer = _Answer(layer, conversation_group(job.conversation_id), job.message_id, job.prefix)
     control = await layer.new_channel()
     await layer.group_add(control_group(job.message_id), control)
     stop_requested = asyncio.Event()
@@ -151,6 +149,7 @@ async def run_generation(job: GenerationJob) -> None:
         await layer.group_discard(control_group(job.message_id), control)
     content = answer.text()
     run = job.run
+    cut_off = status == MessageStatus.COMPLETE and run.done_reason == "length"
     # The one usage rule (generation.run) and the answer's one write, in one transaction.
     await run.finish(
         _OUTCOMES[status],
@@ -161,12 +160,18 @@ async def run_generation(job: GenerationJob) -> None:
             error=error,
             prompt_tokens=run.prompt_tokens,
             completion_tokens=run.completion_tokens,
+            cut_off=cut_off,
         ),
     )
     await layer.group_send(
         answer.group,
-        relay({"type": "done", "id": job.message_id, "status": str(status), "content": content, "error": error}),
+        relay(
+            {"type": "done", "id": job.message_id, "status": str(status), "content": content, "error": error, "cut_off": cut_off}
+        ),
     )
+    if job.auto_title and status == MessageStatus.COMPLETE:
+        # After "done": naming the conversation never delays its answer.
+        start_auto_title(conversation_id=job.conversation_id, user_id=run.user_id, model_name=run.model_name)
 
 
 async def _stream(job: GenerationJob, answer: _Answer) -> None:

@@ -1,73 +1,70 @@
-"""Reads of conversations, always through the ownership check.
-
-``get_conversation_for_user`` is the one permission helper for conversations: views, the
-WebSocket consumer and the API all fetch through it. Sharing and projects extend it here.
-"""
+"""Reads for the chat pages: the sidebar and open conversations. Access goes through
+``chat.access`` (the one helper); these only shape what it allows."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
 
-from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from inference.engines.base import ChatMessage
+from .access import UserLike, owned_conversations, shared_with
+from .models import Conversation, Message
 
-from .models import Conversation, Message, MessageStatus, Role
-
-UserLike = AbstractBaseUser | AnonymousUser
+SIDEBAR_PAGE = 50
 
 
-class ConversationNotFound(Exception):
-    """Missing and not-yours look the same from outside."""
+@dataclass(frozen=True)
+class SidebarPage:
+    items: list[Conversation]
+    #: Pass back as ``after`` for the next page; None at the end.
+    next_cursor: str | None
 
 
-def conversations_for_user(*, user: UserLike) -> QuerySet[Conversation]:
-    if not user.is_authenticated:
-        return Conversation.objects.none()
-    return Conversation.objects.filter(owner_id=user.pk).order_by("-updated_at")
+def _cursor(conversation: Conversation) -> str:
+    return f"{int(conversation.pinned)}_{conversation.updated_at.isoformat()}_{conversation.id}"
 
 
-def get_conversation_for_user(*, user: UserLike, conversation_id: uuid.UUID | str) -> Conversation:
+def _parse_cursor(cursor: str) -> tuple[bool, dt.datetime, uuid.UUID] | None:
+    """A cursor from ``_cursor``; anything else (hand-made, truncated) means the first page."""
     try:
-        key = uuid.UUID(str(conversation_id))
-    except ValueError as exc:
-        raise ConversationNotFound from exc
-    conversation = conversations_for_user(user=user).select_related("model").filter(pk=key).first()
-    if conversation is None:
-        raise ConversationNotFound
-    return conversation
+        pinned, stamp, key = cursor[:120].split("_", 2)
+        return pinned == "1", dt.datetime.fromisoformat(stamp), uuid.UUID(key)
+    except ValueError:
+        return None
 
 
-def conversation_messages(*, conversation: Conversation) -> list[Message]:
-    return list(conversation.messages.order_by("id"))
+def sidebar(*, user: UserLike, after: str | None = None, archived: bool = False, limit: int = SIDEBAR_PAGE) -> SidebarPage:
+    """The user's own conversations, pinned first, then newest first, one page at a time.
+
+    Keyset pagination on (pinned, updated_at, id), served by the ``chat_conv_sidebar``
+    index: every page costs the same, however many conversations there are.
+    """
+    rows: QuerySet[Conversation] = (
+        owned_conversations(user=user)
+        .filter(archived=archived)
+        .select_related("project")
+        .only("id", "title", "updated_at", "pinned", "archived", "project__id", "project__name")
+        .order_by("-pinned", "-updated_at", "-id")
+    )
+    position = _parse_cursor(after) if after else None
+    if position is not None:
+        pinned, stamp, key = position
+        later = Q(updated_at__lt=stamp) | Q(updated_at=stamp, id__lt=key)
+        rows = rows.filter(Q(pinned=False) | Q(pinned=True) & later) if pinned else rows.filter(Q(pinned=False) & later)
+    items = list(rows[: limit + 1])
+    more = len(items) > limit
+    items = items[:limit]
+    return SidebarPage(items=items, next_cursor=_cursor(items[-1]) if more and items else None)
+
+
+def shared_sidebar(*, user: UserLike, limit: int = 20) -> list[Conversation]:
+    """Conversations colleagues shared with this user, newest first."""
+    return list(
+        shared_with(user=user).select_related("owner").only("id", "title", "updated_at", "owner__username").order_by("-updated_at")[:limit]
+    )
 
 
 def streaming_message(*, conversation: Conversation) -> Message | None:
     return conversation.messages.streaming().order_by("-id").first()
-
-
-def prompt_messages(*, conversation: Conversation, before_id: int) -> list[ChatMessage]:
-    """The history sent to the model: the turns before the answer being generated, newest
-    first up to the request bounds (``MAX_MESSAGES_PER_REQUEST``, ``MAX_PROMPT_BYTES``), so a
-    long conversation keeps working; the context fit then drops what the model cannot hold."""
-    rows = (
-        conversation.messages.filter(id__lt=before_id)
-        .exclude(role=Role.ASSISTANT, content="")
-        .exclude(status=MessageStatus.STREAMING)
-        .order_by("-id")
-        .values_list("role", "content")[: settings.MAX_MESSAGES_PER_REQUEST - 1]
-    )
-    budget = settings.MAX_PROMPT_BYTES - len(conversation.system_prompt.encode())
-    newest_first: list[ChatMessage] = []
-    for role, content in rows:
-        budget -= len(content.encode())
-        if budget < 0 and newest_first:
-            break
-        newest_first.append({"role": role, "content": content})
-    history: list[ChatMessage] = []
-    if conversation.system_prompt:
-        history.append({"role": "system", "content": conversation.system_prompt})
-    history.extend(reversed(newest_first))
-    return history

@@ -94,11 +94,12 @@ INSTALLED_APPS = [
     "csp",
     "channels",
     # Layers, top to bottom (checked by import-linter, see pyproject.toml):
-    # chat | api | health -> generation -> models_admin -> accounts | inference
+    # chat | api | health -> generation | projects -> models_admin -> accounts | inference
     "chat",
     "api",
     "health",
     "generation",
+    "projects",
     "models_admin",
     "accounts",
     "inference",
@@ -308,6 +309,8 @@ DEFAULT_MAX_TOKENS = _positive_int("DEFAULT_MAX_TOKENS", 1024)
 MAX_TOKENS_CEILING = _positive_int("MAX_TOKENS_CEILING", 4096)
 STREAM_FLUSH_MS = _positive_int("STREAM_FLUSH_MS", 40)
 MAX_MESSAGE_CHARS = _positive_int("MAX_MESSAGE_CHARS", 100_000)
+# Name each conversation with the model after its first answer (in the background).
+CHAT_AUTO_TITLE = env.bool("CHAT_AUTO_TITLE", default=True)
 # Bounds on one generation request, whatever the interface (generation/limits.py).
 MAX_MESSAGES_PER_REQUEST = _positive_int("MAX_MESSAGES_PER_REQUEST", 1000)
 MAX_PROMPT_BYTES = _positive_int("MAX_PROMPT_BYTES", 2 * 1024 * 1024)

@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from api.views import root_view
-from chat.views import chat_home
+from chat.views.pages import chat_home
 
 urlpatterns = [
     path("", root_view(chat_home), name="home"),

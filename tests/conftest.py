@@ -101,6 +101,9 @@ def start_live_server(django_db_blocker: Any, log_dir: Path, extra_env: dict[str
         "DJANGO_SETTINGS_MODULE": "platform.settings",
         "PYTHONUNBUFFERED": "1",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Automatic titles would be one more generation after every first answer; the tests
+        # that are about them switch them on.
+        "CHAT_AUTO_TITLE": "false",
         **(extra_env or {}),
     }
     with log.open("wb") as out:
@@ -140,6 +143,13 @@ def live_platform(django_db_setup: None, django_db_blocker: Any, tmp_path_factor
     """
     with start_live_server(django_db_blocker, tmp_path_factory.mktemp("live")) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_automatic_titles(settings: Any) -> None:
+    # One more generation after every first answer would blur what each test counts
+    # (usage records, queries); tests/chat/test_titles.py switches them on.
+    settings.CHAT_AUTO_TITLE = False
 
 
 @pytest.fixture(autouse=True)

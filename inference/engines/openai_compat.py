@@ -178,6 +178,12 @@ class OpenAICompatEngine(Engine):
     ) -> AsyncIterator[StreamEvent]:
         body = self._body(spec, options)
         body["messages"] = list(messages)
+        if messages and messages[-1].get("role") == "assistant" and spec.backend == "vllm":
+            # "Continue" an answer: vLLM extends the last assistant message instead of starting
+            # a new turn. (llama.cpp's server does so by itself: it prefills a final
+            # assistant message.)
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
         # aclosing: closing this iterator closes the inner one at once (request released,
         # connection closed), not whenever the garbage collector finalises it.
         async with aclosing(self._stream(spec, "/v1/chat/completions", body, chat=True)) as events:

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import AbstractUser
 
 from chat.models import Conversation, Message, MessageStatus, Role
+from tests.factories import add_messages
 from models_admin.models import LLMModel
 from tests.conftest import PASSWORD, LiveServer
 
@@ -79,8 +80,7 @@ def test_hostile_markdown_never_executes(
     page: Any, live_platform: LiveServer, alice: AbstractUser, smollm: LLMModel
 ) -> None:
     conversation = Conversation.objects.create(owner=alice, model=smollm, title="hostile")
-    Message.objects.create(conversation=conversation, role=Role.USER, content="<img src=x onerror=\"window.__pwned='user'\">")
-    Message.objects.create(conversation=conversation, role=Role.ASSISTANT, content=HOSTILE)
+    add_messages(conversation, (Role.USER, "<img src=x onerror=\"window.__pwned='user'\">"), (Role.ASSISTANT, HOSTILE))
     log_in(page, live_platform, "alice")
     page.goto(f"{live_platform.url}/c/{conversation.id}/")
     page.wait_for_selector(".message-body code")

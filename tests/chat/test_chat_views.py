@@ -10,6 +10,7 @@ from django.test import Client
 
 from chat.models import Conversation, Message, Role
 from chat.services import conversation_create
+from tests.factories import add_messages
 from models_admin.models import LLMModel
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def alices_chat(alice: AbstractUser, smollm: LLMModel) -> Conversation:
     conversation = conversation_create(owner=alice, title="Alice's secret plans")
-    Message.objects.create(conversation=conversation, role=Role.USER, content="the launch date is friday")
+    add_messages(conversation, (Role.USER, "the launch date is friday"))
     return conversation
 
 

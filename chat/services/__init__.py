@@ -1,0 +1,60 @@
+"""Writes to conversations, messages and shares; every interface calls these, nothing writes inline.
+
+One module per concern: ``conversations`` (create, rename, delete, flags, move, fork),
+``messages`` (send, edit, regenerate, continue, branches, the answer's one write),
+``sharing`` (colleagues and snapshot links). The names below are the app's public surface.
+"""
+
+from .conversations import (
+    TITLE_LENGTH,
+    ChatError,
+    conversation_create,
+    conversation_delete,
+    conversation_flags,
+    conversation_fork,
+    conversation_move,
+    conversation_rename,
+    conversation_title_auto,
+    placeholder_title,
+    resolve_model,
+)
+from .messages import (
+    LEAF,
+    Turn,
+    branch_select,
+    message_continue,
+    message_finalize,
+    message_regenerate,
+    message_send,
+    messages_interrupted,
+    prompt_messages,
+)
+from .sharing import NewShareLink, share_add, share_link_create, share_link_revoke, share_remove
+
+__all__ = [
+    "LEAF",
+    "TITLE_LENGTH",
+    "ChatError",
+    "NewShareLink",
+    "Turn",
+    "branch_select",
+    "conversation_create",
+    "conversation_delete",
+    "conversation_flags",
+    "conversation_fork",
+    "conversation_move",
+    "conversation_rename",
+    "conversation_title_auto",
+    "message_continue",
+    "message_finalize",
+    "message_regenerate",
+    "message_send",
+    "messages_interrupted",
+    "placeholder_title",
+    "prompt_messages",
+    "resolve_model",
+    "share_add",
+    "share_link_create",
+    "share_link_revoke",
+    "share_remove",
+]
