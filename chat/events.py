@@ -11,31 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.db import transaction
-
 from projects.models import Membership
+from webio.groups import ACCESS_CHANGED, after_commit, relay, user_group
 
 from .models import Conversation, ConversationShare
+
+__all__ = ["ACCESS_CHANGED", "access_changed", "after_commit", "conversation_changed", "conversation_group",
+           "members", "relay", "user_group"]
 
 
 def conversation_group(conversation_id: object) -> str:
     return f"conv.{conversation_id}"
-
-
-def user_group(user_id: object) -> str:
-    return f"user.{user_id}"
-
-
-def relay(payload: dict[str, Any]) -> dict[str, str]:
-    """A channel-layer event carrying a pre-serialised socket frame."""
-    return {"type": "chat.relay", "text": orjson.dumps(payload).decode()}
-
-
-#: Tells a socket to re-check its user's access (a share, a membership or a project changed).
-ACCESS_CHANGED: dict[str, str] = {"type": "access.changed"}
 
 
 def members(conversation: Conversation) -> set[int]:
@@ -45,21 +31,6 @@ def members(conversation: Conversation) -> set[int]:
     if conversation.project_id is not None:
         people.update(Membership.objects.filter(project_id=conversation.project_id).values_list("user_id", flat=True))
     return people
-
-
-def _send(groups: Iterable[str], event: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    send = async_to_sync(layer.group_send)
-    for group in groups:
-        send(group, event)
-
-
-def after_commit(groups: Iterable[str], event: dict[str, Any]) -> None:
-    """Send ``event`` to ``groups`` once the current transaction commits (sync code only)."""
-    targets = list(groups)
-    transaction.on_commit(lambda: _send(targets, event))
 
 
 def conversation_changed(conversation: Conversation, payload: dict[str, Any], *, people: Iterable[int] | None = None) -> None:
