@@ -47,3 +47,46 @@ def test_migrate_moves_keys_and_usage_to_accounts_without_losing_rows() -> None:
 
     assert ContentType.objects.filter(app_label="accounts", model="apikey").exists()
     assert not ContentType.objects.filter(app_label="inference", model="apikey").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_linear_conversations_become_trees_with_nothing_lost() -> None:
+    """Conversations from before branching: each message's parent is the one before it, the
+    last is the current leaf, the owner is the author, and the branch shown is the old list."""
+    from chat import tree
+    from chat.models import Conversation, Message
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("chat", "0001_initial")])
+    executor.loader.build_graph()
+    old = executor._create_project_state(with_applied_migrations=True).apps
+    User = old.get_model("auth", "User")
+    OldConversation = old.get_model("chat", "Conversation")
+    OldMessage = old.get_model("chat", "Message")
+    alice = User.objects.create(username="alice")
+    lines = {}
+    for title, count in (("long", 7), ("one", 1), ("empty", 0)):
+        conversation = OldConversation.objects.create(owner=alice, title=title)
+        lines[title] = [
+            OldMessage.objects.create(
+                conversation=conversation,
+                role="user" if i % 2 == 0 else "assistant",
+                content=f"{title} message {i} <b>as typed</b>",
+                status="complete" if i != count - 1 else "stopped",
+            ).id
+            for i in range(count)
+        ]
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    for title, ids in lines.items():
+        conversation = Conversation.objects.get(title=title)
+        shown = tree.thread(conversation).path
+        assert [m.id for m in shown] == ids
+        assert [m.content for m in shown] == [f"{title} message {i} <b>as typed</b>" for i in range(len(ids))]
+        assert conversation.current_leaf_id == (ids[-1] if ids else None)
+        assert all(m.author_id == conversation.owner_id for m in shown)
+        if ids:
+            assert shown[-1].status == "stopped"
+    assert Message.objects.count() == 8
