@@ -1,20 +1,26 @@
-// A WebSocket to one conversation that reconnects by itself with backoff.
+// A WebSocket to one conversation (or to the home page's /ws/home/) that reconnects by itself
+// with backoff.
 //
 // The server keeps generating while no socket is connected and sends a snapshot of the
 // partial answer on (re)connect, so a dropped socket only needs a new one, not a resend.
+// The close codes the server uses for "this will not work again" (docs/ARCHITECTURE.md:
+// 4401 not signed in, 4403 access withdrawn, 4404 no such conversation) end the retries:
+// without that, a deleted conversation kept reconnecting forever.
 // Exposes window.ConversationSocket.
 (function () {
   "use strict";
 
   const BASE_DELAY_MS = 500;
   const MAX_DELAY_MS = 15000;
+  const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404]);
 
   class ConversationSocket {
     /**
      * @param {string} url ws:// or wss:// address of /ws/c/<id>/
-     * @param {{onEvent: Function, onOpen?: Function, onStatus?: Function}} handlers
+     * @param {{onEvent: Function, onOpen?: Function, onStatus?: Function, onFinalClose?: Function}} handlers
      *   onEvent(event) for each JSON frame; onOpen(isReconnect); onStatus("connecting" |
-     *   "open" | "reconnecting" | "closed").
+     *   "open" | "reconnecting" | "closed"); onFinalClose(code) when the server closed with
+     *   4401, 4403 or 4404 (no retry follows).
      */
     constructor(url, handlers) {
       this.url = url;
@@ -37,6 +43,12 @@
     static urlFor(conversationId) {
       const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
       return `${scheme}//${window.location.host}/ws/c/${encodeURIComponent(conversationId)}/`;
+    }
+
+    /** The page without an open conversation: it only hears the user's sidebar frames. */
+    static homeUrl() {
+      const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+      return `${scheme}//${window.location.host}/ws/home/`;
     }
 
     connect() {
@@ -76,11 +88,16 @@
         if (event && typeof event.type === "string") this.handlers.onEvent(event);
       });
 
-      socket.addEventListener("close", () => {
+      socket.addEventListener("close", (event) => {
         if (socket !== this.socket) return;
         this.socket = null;
         if (this.closedByUs) {
           this.setStatus("closed");
+        } else if (FINAL_CLOSE_CODES.has(event.code)) {
+          this.closedByUs = true; // Retrying would be refused the same way.
+          this.queue = [];
+          this.setStatus("closed");
+          if (this.handlers.onFinalClose) this.handlers.onFinalClose(event.code);
         } else {
           this.scheduleRetry();
         }

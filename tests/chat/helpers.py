@@ -31,6 +31,10 @@ async def connect(user: AbstractBaseUser | None, conversation_id: object) -> tup
         headers.append((b"cookie", f"sessionid={await session_cookie(user)}".encode()))
     communicator = WebsocketCommunicator(application, f"/ws/c/{conversation_id}/", headers=headers)
     connected, _subprotocol = await communicator.connect(timeout=10)
+    if connected:
+        # The first frame on every conversation socket says what this user may do there.
+        first = json.loads(await communicator.receive_from(timeout=10))
+        assert first["type"] == "access", first
     return communicator, connected
 
 

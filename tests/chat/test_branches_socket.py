@@ -102,6 +102,7 @@ async def test_an_answer_cut_at_the_length_limit_is_marked_and_can_be_continued(
     more, events = await receive_until(socket, "done")
     assert [e["type"] for e in events if e["type"] in ("continue", "message")] == ["continue"]
     deltas = [e for e in events if e["type"] == "delta"]
+    assert deltas, more  # the engine went on from the cut, it did not start a new turn
     assert deltas[0]["start"] == len(before)
     assert more["id"] == done["id"] and more["content"].startswith(before) and len(more["content"]) > len(before)
     answer = await Message.objects.aget(pk=done["id"])

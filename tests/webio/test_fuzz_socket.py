@@ -99,6 +99,8 @@ async def open_socket(user: AbstractUser | None, path: str) -> WebsocketCommunic
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect(timeout=10)
     assert connected
+    if path.startswith("/ws/c/"):  # a conversation socket first says what the user may do
+        assert json.loads(await communicator.receive_from(timeout=10))["type"] == "access"
     return communicator
 
 
@@ -352,6 +354,7 @@ def test_daphne_hostile_frames_over_tcp_then_a_normal_message(live_platform: Liv
     # Raw lone surrogates cannot be written as UTF-8, so they never arrive over the wire.
     over_tcp = [(f, m) for f, m in HOSTILE_FRAMES if not (isinstance(f, str) and "\ud800" in f)]
     with _ws(live_platform, f"/ws/c/{alices_chat.id}/", additional_headers={"Cookie": f"sessionid={cookie}"}) as socket:
+        assert json.loads(socket.recv(timeout=10)) == {"type": "access", "level": "owner"}
         for frame, message in over_tcp:
             socket.send(frame)
             assert json.loads(socket.recv(timeout=10)) == {"type": "error", "error": message}, _frame_id(frame)

@@ -64,24 +64,24 @@ HOSTILE_BODIES = [
 def test_rename_refuses_hostile_json_with_a_400_and_a_message(
     browser: Client, alices_chat: Conversation, raw: bytes, message: str
 ) -> None:
-    assert post(browser, f"/c/{alices_chat.id}/rename/", raw) == (400, {"error": message})
+    assert post(browser, f"/c/{alices_chat.id}/rename/", raw) == (400, {"error": message, "code": "malformed"})
     alices_chat.refresh_from_db()
     assert alices_chat.title == "Plans"
 
 
 @pytest.mark.parametrize(("raw", "message"), HOSTILE_BODIES, ids=[repr(r[:24]) for r, _ in HOSTILE_BODIES])
 def test_create_refuses_hostile_json_with_a_400_and_a_message(browser: Client, alice: AbstractUser, raw: bytes, message: str) -> None:
-    assert post(browser, "/c/new/", raw) == (400, {"error": message})
+    assert post(browser, "/c/new/", raw) == (400, {"error": message, "code": "malformed"})
     assert not Conversation.objects.filter(owner=alice).exists()
 
 
 def test_a_body_over_the_limit_is_refused(browser: Client, alices_chat: Conversation, settings: Any) -> None:
     settings.MAX_MESSAGE_CHARS = 10  # 10 * 4 + 4096 bytes
     status, body = post(browser, f"/c/{alices_chat.id}/rename/", json.dumps({"title": "x" * 4200}))
-    assert (status, body) == (400, {"error": "The request is too large (at most 4136 bytes)."})
+    assert (status, body) == (400, {"error": "The request is too large (at most 4136 bytes).", "code": "malformed"})
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100  # Django's own limit, MAX_REQUEST_BYTES
     status, body = post(browser, f"/c/{alices_chat.id}/rename/", json.dumps({"title": "x" * 200}))
-    assert (status, body) == (400, {"error": "The request is too large (at most 4136 bytes)."})
+    assert (status, body) == (400, {"error": "The request is too large (at most 4136 bytes).", "code": "malformed"})
 
 
 def test_good_requests_still_work(browser: Client, alices_chat: Conversation) -> None:
