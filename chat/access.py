@@ -56,7 +56,7 @@ def conversation_access(*, user: UserLike, conversation: Conversation) -> Access
     if conversation.owner_id == user.pk:
         return Access.OWNER
     level = Access.NONE
-    if conversation.project_id is not None:
+    if conversation.project is not None:
         role = project_role(user=user, project=conversation.project)
         if role is not None:
             level = _PROJECT_ACCESS[role]

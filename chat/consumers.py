@@ -47,7 +47,7 @@ def _open(user: Any, conversation_id: str) -> tuple[Conversation, Access, Messag
 
 
 @database_sync_to_async
-def _recheck(user: Any, conversation_id: object) -> tuple[bool, Access]:
+def _recheck(user: Any, conversation_id: str) -> tuple[bool, Access]:
     """(exists, access) as of now."""
     conversation = Conversation.objects.select_related("project").filter(pk=conversation_id).first()
     if conversation is None:

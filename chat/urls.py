@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import conversations, pages, sharing
+from .views import conversations, data, pages, sharing
 
 urlpatterns = [
     path("c/new/", conversations.conversation_create, name="conversation_create"),
@@ -19,4 +19,11 @@ urlpatterns = [
     path("c/<str:conversation_id>/links/<int:link_id>/revoke/", sharing.share_link_revoke, name="share_link_revoke"),
     path("s/<str:token>/", sharing.share_link_page, name="share_link"),
     path("s/<str:token>/fork/", sharing.share_link_fork, name="share_link_fork"),
+    path("search/", data.search_page, name="search"),
+    path("search.json", data.search_json, name="search_json"),
+    path("c/<str:conversation_id>/export.md", data.export_markdown, name="conversation_export_md"),
+    path("c/<str:conversation_id>/export.json", data.export_json, name="conversation_export_json"),
+    path("export/all.zip", data.export_all, name="export_all"),
+    path("import/", data.import_upload, name="data_import"),
+    path("settings/data/", data.data_page, name="data_settings"),
 ]

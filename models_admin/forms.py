@@ -53,11 +53,25 @@ class AccessForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
 
+    projects = forms.ModelMultipleChoiceField(
+        label=_("Members of selected projects"),
+        queryset=LLMModel.objects.none(),  # replaced in __init__ by the projects
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Every member of a selected project may use the model, whatever their role."),
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         users = self.fields["users"]
         assert isinstance(users, forms.ModelMultipleChoiceField)
         users.queryset = get_user_model().objects.filter(is_active=True, is_staff=False).order_by("username")
+        projects = self.fields["projects"]
+        assert isinstance(projects, forms.ModelMultipleChoiceField)
+        # The project model through the relation: models_admin must not import projects.
+        project_model = LLMModel._meta.get_field("allowed_projects").related_model
+        assert not isinstance(project_model, str)
+        projects.queryset = project_model._default_manager.order_by("name")
 
 
 class ContextForm(forms.Form):

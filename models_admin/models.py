@@ -19,7 +19,8 @@ class ModelStatus(models.TextChoices):
 
 class Access(models.TextChoices):
     EVERYONE = "everyone", _("Everyone")
-    RESTRICTED = "restricted", _("Selected users")
+    # Restricted: the users in ``allowed_users`` and the members of ``allowed_projects``.
+    RESTRICTED = "restricted", _("Selected users and projects")
 
 
 class LLMModelQuerySet(models.QuerySet["LLMModel"]):
@@ -27,13 +28,26 @@ class LLMModelQuerySet(models.QuerySet["LLMModel"]):
         return self.filter(status=ModelStatus.READY)
 
     def usable_by(self, user: object) -> LLMModelQuerySet:
-        """Models this user may chat with; the single access rule (groups/projects slot in here)."""
+        """Models this user may chat with: THE access rule, used by every interface.
+
+        Staff: every ready model. Others: models open to everyone, and restricted ones that
+        grant this user access through one of the audiences below (named users, projects
+        the user is a member of). Each audience is a subquery of model ids, so adding one
+        (groups, next) is one more line here and no duplicate rows (no ``distinct``).
+        """
         if getattr(user, "is_staff", False):
             return self.ready()
         user_id = getattr(user, "pk", None)
         if user_id is None:
             return self.none()
-        return self.ready().filter(Q(access=Access.EVERYONE) | Q(allowed_users=user_id)).distinct()
+        through_users = LLMModel.allowed_users.through.objects
+        through_projects = LLMModel.allowed_projects.through.objects
+        granted = (
+            Q(pk__in=through_users.filter(user_id=user_id).values("llmmodel_id"))
+            # By lookup, not import: models_admin sits below projects in the layers.
+            | Q(pk__in=through_projects.filter(project__memberships__user_id=user_id).values("llmmodel_id"))
+        )
+        return self.ready().filter(Q(access=Access.EVERYONE) | granted)
 
 
 class LLMModel(models.Model):
@@ -69,6 +83,8 @@ class LLMModel(models.Model):
     is_default = models.BooleanField(default=False)
     access = models.CharField(max_length=20, choices=Access.choices, default=Access.EVERYONE)
     allowed_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="allowed_models")
+    # Every member of these projects, whatever their role (string reference: no import upwards).
+    allowed_projects = models.ManyToManyField("projects.Project", blank=True, related_name="allowed_models")
     status = models.CharField(max_length=20, choices=ModelStatus.choices, default=ModelStatus.READY)
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -227,11 +227,14 @@ def model_access(request: HttpRequest, model_id: int) -> HttpResponse:
                 model=model,
                 access=form.cleaned_data["access"],
                 user_ids=[u.pk for u in form.cleaned_data["users"]],
+                project_ids=[p.pk for p in form.cleaned_data["projects"]],
             )
             messages.success(request, _("Access to %(model)s was saved.") % {"model": model.full_name})
             return _back()
     else:
-        form = AccessForm(initial={"access": model.access, "users": list(model.allowed_users.all())})
+        form = AccessForm(
+            initial={"access": model.access, "users": list(model.allowed_users.all()), "projects": list(model.allowed_projects.all())}
+        )
     return render(request, "models_admin/access.html", {"model": model, "form": form})
 
 

@@ -76,13 +76,25 @@ def _too_large(scope: dict[str, Any]) -> tuple[int, bytes]:
     return 413, json.dumps(error_body(protocol, error)).encode()
 
 
+_http_default = body_limit(http_app, max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE, refusal=_too_large)
+# Imports (Settings → Your data) take an export file of up to IMPORT_MAX_BYTES, plus the form.
+_http_import = body_limit(
+    http_app, max_bytes=max(settings.DATA_UPLOAD_MAX_MEMORY_SIZE, settings.IMPORT_MAX_BYTES + 65536), refusal=_too_large
+)
+
+
+async def limited_http(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    app = _http_import if scope.get("path") == "/import/" else _http_default
+    await app(scope, receive, send)
+
+
 # Any other socket path: accepted and closed with 4404, not URLRouter's ValueError (a 500
 # during the handshake, or 1011). See webio/sockets.py for why not a close before accepting.
 unknown_socket = re_path(r"", RefuseConsumer.as_asgi())
 
 application = ProtocolTypeRouter(
     {
-        "http": body_limit(http_app, max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE, refusal=_too_large),
+        "http": limited_http,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter([*chat_sockets, *models_sockets, unknown_socket]))
         ),

@@ -377,6 +377,11 @@ EMBEDDED_MAX_LOADED = _positive_int("EMBEDDED_MAX_LOADED", 3)
 ENGINE_MEMORY_BYTES = _byte_size("ENGINE_MEMORY_BYTES", _physical_memory())
 GPU_MEMORY_BYTES = _byte_size("GPU_MEMORY_BYTES", 0)
 VLLM_HEALTH_INTERVAL = _positive_int("VLLM_HEALTH_INTERVAL", 30)  # seconds between endpoint checks
+
+# --- Importing conversations (chat.services.imports): bounds on one uploaded file ------------
+IMPORT_MAX_BYTES = _byte_size("IMPORT_MAX_BYTES", 50 << 20)  # the upload, and each file in a zip unpacked
+IMPORT_MAX_CONVERSATIONS = _positive_int("IMPORT_MAX_CONVERSATIONS", 10_000)
+IMPORT_MAX_MESSAGES = _positive_int("IMPORT_MAX_MESSAGES", 200_000)
 CELERY_BEAT_SCHEDULE = {
     "vllm-endpoints-check": {"task": "models_admin.tasks.vllm_endpoints_check", "schedule": float(VLLM_HEALTH_INTERVAL)},
     "pulls-recover": {"task": "models_admin.tasks.pulls_recover", "schedule": 60.0},

@@ -18,5 +18,6 @@ urlpatterns = [
     # /api/*, /v1/*, /u/<key>/...
     path("", include("api.urls")),
     path("", include("accounts.urls")),
+    path("", include("projects.urls")),
     path("", include("chat.urls")),
 ]

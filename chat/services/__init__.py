@@ -18,6 +18,8 @@ from .conversations import (
     placeholder_title,
     resolve_model,
 )
+from .exports import conversation_json, conversation_markdown, export_all_zip
+from .imports import ImportRefused, ImportResult, import_file
 from .messages import (
     LEAF,
     Turn,
@@ -35,6 +37,8 @@ __all__ = [
     "LEAF",
     "TITLE_LENGTH",
     "ChatError",
+    "ImportRefused",
+    "ImportResult",
     "NewShareLink",
     "Turn",
     "branch_select",
@@ -42,9 +46,13 @@ __all__ = [
     "conversation_delete",
     "conversation_flags",
     "conversation_fork",
+    "conversation_json",
+    "conversation_markdown",
     "conversation_move",
     "conversation_rename",
     "conversation_title_auto",
+    "export_all_zip",
+    "import_file",
     "message_continue",
     "message_finalize",
     "message_regenerate",

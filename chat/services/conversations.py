@@ -55,7 +55,7 @@ def resolve_model(*, user: User, name: str | None, conversation: Conversation | 
     fallbacks = []
     if conversation is not None:
         fallbacks.append(conversation.model)
-        if conversation.project_id is not None:
+        if conversation.project is not None:
             fallbacks.append(conversation.project.default_model)
     for fallback in fallbacks:
         if fallback is None:
@@ -102,7 +102,7 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
-def conversation_title_auto(*, conversation_id: object, title: str) -> bool:
+def conversation_title_auto(*, conversation_id: str, title: str) -> bool:
     """Store a generated title unless someone renamed the conversation meanwhile."""
     title = clean_title(title)
     if not title:

@@ -184,7 +184,7 @@ def branch_select(*, conversation: Conversation, message_id: object, remember: b
 def system_prompt_of(conversation: Conversation) -> str:
     """The project's instructions, then the conversation's own system prompt."""
     parts = []
-    if conversation.project_id is not None and conversation.project.instructions:
+    if conversation.project is not None and conversation.project.instructions:
         parts.append(conversation.project.instructions)
     if conversation.system_prompt:
         parts.append(conversation.system_prompt)

@@ -53,10 +53,10 @@ def share_add(*, conversation: Conversation, shared_by: User, username: str, per
     return share
 
 
-def share_remove(*, conversation: Conversation, user_id: object) -> bool:
+def share_remove(*, conversation: Conversation, user_id: int) -> bool:
     with transaction.atomic():
         deleted, _rows = ConversationShare.objects.filter(conversation=conversation, user_id=user_id).delete()
-        if deleted and isinstance(user_id, int):
+        if deleted:
             events.after_commit(
                 [events.user_group(user_id)],
                 events.relay({"type": "conversation", "id": str(conversation.id), "action": "unshared"}),

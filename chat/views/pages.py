@@ -27,7 +27,7 @@ def chat_page(request: HttpRequest, conversation: Conversation | None, level: Ac
     thread = tree.thread(conversation) if conversation else tree.Thread(path=[], siblings={})
     preferred = None
     if conversation is not None:
-        preferred = conversation.model or (conversation.project.default_model if conversation.project_id else None)
+        preferred = conversation.model or (conversation.project.default_model if conversation.project else None)
     selected = preferred if preferred in models else default_model_for_user(user=user)
     generating = next((m.id for m in reversed(thread.path) if m.status == "streaming"), None)
     sidebar = selectors.sidebar(user=user)

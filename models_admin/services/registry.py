@@ -118,19 +118,36 @@ def model_context_set(*, actor: UserLike, model: LLMModel, context_length: int |
     return model
 
 
-def model_access_set(*, actor: UserLike, model: LLMModel, access: str, user_ids: Iterable[int] = ()) -> LLMModel:
-    """Let everyone, or only the listed users, use ``model`` (staff always can)."""
+def model_access_set(
+    *,
+    actor: UserLike,
+    model: LLMModel,
+    access: str,
+    user_ids: Iterable[int] = (),
+    project_ids: Iterable[object] = (),
+) -> LLMModel:
+    """Let everyone, or only the listed users and the members of the listed projects, use
+    ``model`` (staff always can)."""
     if access not in Access.values:
         raise ModelError(f"Unknown access {access!r}; use one of {', '.join(Access.values)}.")
     from django.contrib.auth import get_user_model
 
-    users = list(get_user_model().objects.filter(pk__in=list(user_ids)).values_list("pk", flat=True))
+    restricted = access == Access.RESTRICTED
+    users = list(get_user_model().objects.filter(pk__in=list(user_ids)).values_list("pk", flat=True)) if restricted else []
+    # The project model by relation, not import: models_admin sits below projects.
+    project_model = LLMModel._meta.get_field("allowed_projects").related_model
+    assert not isinstance(project_model, str)
+    projects = list(project_model._default_manager.filter(pk__in=list(project_ids)).values_list("pk", flat=True)) if restricted else []
     with transaction.atomic():
         model.access = access
         model.save(update_fields=["access"])
-        model.allowed_users.set(users if access == Access.RESTRICTED else [])
+        model.allowed_users.set(users)
+        model.allowed_projects.set(projects)
         admin_action_record(
-            actor=actor, action="model.access", target=model.full_name, details={"access": access, "users": users}
+            actor=actor,
+            action="model.access",
+            target=model.full_name,
+            details={"access": access, "users": users, "projects": sorted(str(p) for p in projects)},
         )
     models_changed("access")
     return model
@@ -269,6 +286,7 @@ def model_copy(*, actor: UserLike, source: str, destination: str) -> LLMModel:
         values["base"] = original.base
         copy, _created = LLMModel.objects.update_or_create(name=name, tag=tag, defaults=values)
         copy.allowed_users.set(original.allowed_users.all())
+        copy.allowed_projects.set(original.allowed_projects.all())
         admin_action_record(actor=actor, action="model.copy", target=copy.full_name, details={"source": original.full_name})
     models_changed("copied")
     return copy
@@ -353,6 +371,7 @@ def model_create(
         model, created = LLMModel.objects.update_or_create(name=new_name, tag=new_tag, defaults=values)
         if created:
             model.allowed_users.set(base.allowed_users.all())
+            model.allowed_projects.set(base.allowed_projects.all())
         admin_action_record(
             actor=actor,
             action="model.create",

@@ -13,6 +13,8 @@ from django.test import Client
 from chat.services import conversation_create
 from models_admin.models import Access, AdminAction, LLMModel
 from models_admin.services.registry import model_copy
+from projects.models import Project
+from projects.services import member_add, project_create, project_leave
 from tests.chat.helpers import connect, receive_until
 
 from .helpers import admin_socket
@@ -43,7 +45,7 @@ def test_access_edit_is_saved_and_audited(alice: AbstractUser, charlie: Abstract
     assert secret_model.access == Access.RESTRICTED
     assert list(secret_model.allowed_users.values_list("username", flat=True)) == ["alice"]
     action = AdminAction.objects.get(action="model.access")
-    assert action.actor == admin_user and action.details == {"access": "restricted", "users": [alice.pk]}
+    assert action.actor == admin_user and action.details == {"access": "restricted", "users": [alice.pk], "projects": []}
 
 
 @pytest.mark.django_db
@@ -101,6 +103,37 @@ async def test_withdrawn_access_applies_to_an_existing_conversation(alice: Abstr
     refused, _ = await receive_until(socket, "error", timeout=10)
     assert "not available" in refused["error"]
     await socket.disconnect()
+
+
+@pytest.mark.django_db
+def test_members_of_an_allowed_project_may_use_the_model_while_they_are_members(
+    alice: AbstractUser, charlie: AbstractUser, admin_user: AbstractUser, secret_model: LLMModel
+) -> None:
+    project = project_create(creator=alice, name="<b>Finance</b>")
+    other = project_create(creator=alice, name="Marketing")
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get(f"/admin/models/{secret_model.id}/access/")
+    assert page.status_code == 200 and b"&lt;b&gt;Finance&lt;/b&gt;" in page.content and b"<b>Finance" not in page.content
+    response = client.post(
+        f"/admin/models/{secret_model.id}/access/", {"access": "restricted", "users": [alice.pk], "projects": [str(project.pk)]}
+    )
+    assert response.status_code == 302
+    assert list(secret_model.allowed_projects.all()) == [project]
+    assert AdminAction.objects.filter(action="model.access").order_by("-pk")[0].details["projects"] == [str(project.pk)]
+
+    assert "finance-bot:latest" not in page_models(charlie)
+    member_add(project=other, user=charlie, role="editor")  # a project that is not allowed
+    assert "finance-bot:latest" not in page_models(charlie)
+    member_add(project=project, user=charlie, role="viewer")
+    assert "finance-bot:latest" in page_models(charlie)
+    assert page_models(charlie).count("finance-bot:latest") == 1
+    project_leave(project=project, user=charlie)
+    assert "finance-bot:latest" not in page_models(charlie)
+
+    # Back to everyone: the project list is cleared with the user list.
+    client.post(f"/admin/models/{secret_model.id}/access/", {"access": "everyone", "projects": [str(project.pk)]})
+    assert not secret_model.allowed_projects.exists() and not Project.objects.filter(allowed_models=secret_model).exists()
 
 
 # --- The admin page is for staff ---------------------------------------------------------------
