@@ -63,7 +63,7 @@ def get_project(*, user: UserLike, project_id: uuid.UUID | str, needed: ProjectR
         raise ProjectNotFound
     if not at_least(role, needed):
         raise ProjectForbidden(
-            _("This needs the %(needed)s role in the project; you are a %(role)s.")
+            _("This needs the role “%(needed)s” in this project; your role is “%(role)s”.")
             % {"needed": ProjectRole(needed).label, "role": role.label}
         )
     return project, role
