@@ -171,21 +171,29 @@ def conversation_fork(*, source: Conversation, user: User, up_to: Message | None
             title=clean_title(title or source.title),
             title_source=TitleSource.USER,
         )
-        parent: Message | None = None
-        for message in path:
-            parent = Message.objects.create(
-                conversation=fork,
-                parent=parent,
-                author=message.author,
-                role=message.role,
-                content=message.content,
-                status=message.status if message.status != "streaming" else "stopped",
-                error=message.error,
-                model_name=message.model_name,
-                cut_off=message.cut_off,
-                finished_at=message.finished_at,
-            )
-        fork.current_leaf = parent
+        copies = Message.objects.bulk_create(
+            [
+                Message(
+                    conversation=fork,
+                    author_id=message.author_id,
+                    role=message.role,
+                    content=message.content,
+                    status=message.status if message.status != "streaming" else "stopped",
+                    error=message.error,
+                    model_name=message.model_name,
+                    cut_off=message.cut_off,
+                    finished_at=message.finished_at,
+                )
+                for message in path
+            ],
+            batch_size=500,
+        )
+        # Two statements per 500 messages, not one per message: ids come back from the insert
+        # (PostgreSQL, SQLite 3.35+), then the chain of parents is written in one update.
+        for previous, copy in zip(copies, copies[1:]):
+            copy.parent_id = previous.pk
+        Message.objects.bulk_update(copies[1:], ["parent_id"], batch_size=500)
+        fork.current_leaf = copies[-1] if copies else None
         fork.updated_at = timezone.now()
         fork.save(update_fields=["current_leaf", "updated_at"])
     return fork

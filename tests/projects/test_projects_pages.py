@@ -22,7 +22,7 @@ from projects.services import project_create
 
 from .conftest import client_for
 
-FORBIDDEN_OWNER = "This needs the Owner role in the project; you are a"
+FORBIDDEN_OWNER = "This needs the role “Owner” in this project; your role is"
 
 
 def roles(project: Project) -> dict[str, str]:
@@ -113,7 +113,7 @@ def test_editors_and_viewers_get_forbidden_from_owner_pages_and_nothing_changes(
         for url in [f"/p/{project.id}/settings/", f"/p/{project.id}/delete/"]:
             response = client.get(url)
             assert response.status_code == 403, url
-            assert f"{FORBIDDEN_OWNER} {role}.".encode() in response.content
+            assert f"{FORBIDDEN_OWNER} “{role}”.".encode() in response.content
         for url, data in posts(project, alice, bob):
             assert client.post(url, data).status_code == 403, url
     assert snapshot(project) == before
