@@ -19,7 +19,7 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy
 
 from projects.access import project_role
-from projects.models import ProjectRole
+from projects.models import Membership, ProjectRole
 
 from .models import Conversation, ConversationShare, SharePermission, ShareLink
 
@@ -76,11 +76,13 @@ def readable_conversations(*, user: UserLike) -> QuerySet[Conversation]:
     Must agree with ``conversation_access`` (tests check the two against each other)."""
     if not user.is_authenticated or not getattr(user, "is_active", True):
         return Conversation.objects.none()
+    # Three id subqueries, not joins: no row is repeated, so no DISTINCT over every candidate
+    # (the search bench measured 20-30 ms of it for a user with 10,000 conversations).
     return Conversation.objects.filter(
         Q(owner_id=user.pk)
-        | Q(project__memberships__user_id=user.pk)
-        | Q(shares__user_id=user.pk)
-    ).distinct()
+        | Q(project_id__in=Membership.objects.filter(user_id=user.pk).values("project_id"))
+        | Q(pk__in=ConversationShare.objects.filter(user_id=user.pk).values("conversation_id"))
+    )
 
 
 def owned_conversations(*, user: UserLike) -> QuerySet[Conversation]:

@@ -367,6 +367,7 @@
   function renderRecord(record) {
     const { el } = record;
     el.dataset.id = record.id ?? "";
+    el.id = record.id ? `m-${record.id}` : ""; // search results link to #m-<id>
     el.dataset.status = record.status;
 
     const key = `${record.status}\u0000${record.content}`;
@@ -597,6 +598,26 @@
       state.sending = false;
       state.stopRequested = false;
     }
+  }
+
+  // A search result links to /c/<id>/#m-<message id>: show the branch holding that message
+  // (it may not be the current one), then bring it into view and mark it for a moment.
+  async function revealLinkedMessage() {
+    const match = /^#m-(\d+)$/.exec(window.location.hash);
+    if (!match || !state.conversationId) return;
+    const id = Number(match[1]);
+    if (!state.messages.has(id)) {
+      const shown = await replaceView(async () => {
+        const result = await post(`/c/${state.conversationId}/branch/`, { message_id: id });
+        return result.ok && result.data ? { messages: result.data.messages || [] } : null;
+      });
+      if (!shown) return;
+    }
+    const record = state.messages.get(id);
+    if (!record) return;
+    record.el.scrollIntoView({ block: "center" });
+    record.el.classList.add("is-linked");
+    window.setTimeout(() => record.el.classList.remove("is-linked"), 2500);
   }
 
   async function showSibling(record, step) {
@@ -1310,6 +1331,7 @@
 
     if (state.conversationId) openSocket();
     else openHomeSocket();
+    revealLinkedMessage();
     if (!isTouchDevice() && !dom.input.disabled && canWrite()) dom.input.focus();
   }
 
