@@ -54,7 +54,7 @@ def newest_leaf_below(message_id: int) -> int:
         cursor.execute(
             f"""
             WITH RECURSIVE down(id, depth) AS (
-                SELECT %s, 0
+                SELECT CAST(%s AS BIGINT), 0
                 UNION ALL
                 SELECT (SELECT MAX(c.id) FROM {table} c WHERE c.parent_id = down.id), down.depth + 1
                 FROM down WHERE down.id IS NOT NULL AND down.depth < %s

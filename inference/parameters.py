@@ -57,6 +57,9 @@ class Parameter:
             except ValueError:
                 raise ValueError("must be a number") from None
         elif isinstance(value, int | float):
+            if isinstance(value, int) and abs(value) >= 2**64:
+                # Python's ints are unbounded; float() of one this size raises OverflowError.
+                raise ValueError("is too large")
             number = value
         else:
             raise ValueError("must be a number")

@@ -141,6 +141,14 @@ def test_delete_keeps_the_conversations_as_their_authors_private_chats(
 # --- What open sockets hear -------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _one_process_layer(settings: Any) -> None:
+    # These tests listen from sync code, one event loop per call: Redis's pub/sub layer only
+    # serves channels of the loop that made them, the in-memory layer serves them all. The
+    # socket tests (tests/chat/test_together_socket.py) cover the real layer end to end.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
 def listen(user: User) -> tuple[str, Callable[[], list[dict[str, Any]]]]:
     """A channel in the user's group, and a function that drains what it received."""
     layer = get_channel_layer()
