@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from .models import ApiKey, UsageRecord
 
@@ -20,7 +21,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "user", "model_name", "source", "prompt_tokens", "completion_tokens"]
-    list_filter = ["source", "model_name"]
+    """Read only: usage is what the platform measured, never edited by hand (the dashboard at
+    /admin/usage/ is the place to look at it)."""
+
+    list_display = ["created_at", "user", "model_name", "source", "prompt_tokens", "completion_tokens", "outcome"]
+    list_filter = ["source", "outcome"]
     list_select_related = ["user"]
     search_fields = ["user__username", "model_name"]
+    show_full_result_count = False  # no COUNT(*) over millions of rows on every page
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import secrets
 import string
-from datetime import timedelta
+import uuid
+from collections.abc import Mapping
+from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from .models import ApiKey, UsageOutcome, UsageRecord, UsageSource
-from .selectors import hash_secret
+from audit.services import audit_record
+
+from .models import ApiKey, Quota, UsageDaily, UsageOutcome, UsageRecord, UsageSource
+from .selectors import day_bounds, hash_secret
 
 KEY_PREFIX = "sk-plat-"
 # 43 characters from 62 give 256 bits. Letters and digits only, so a double-click selects
@@ -35,6 +39,7 @@ def usage_record(
     prompt_tokens: int,
     completion_tokens: int,
     outcome: UsageOutcome = UsageOutcome.COMPLETE,
+    project_id: uuid.UUID | str | None = None,
 ) -> UsageRecord:
     """Store one request's usage; ``generation.run`` (and embeddings) call this, once each."""
     return UsageRecord.objects.create(
@@ -44,10 +49,60 @@ def usage_record(
         prompt_tokens=max(0, prompt_tokens),
         completion_tokens=max(0, completion_tokens),
         outcome=outcome,
+        project_id=project_id,
     )
 
 
-def api_key_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
+def usage_rollup_day(*, day: date) -> int:
+    """Recompute one day's ``UsageDaily`` rows from the raw records (replacing them, so running
+    it twice gives the same rows); returns how many rows the day has now."""
+    start, end = day_bounds(day)
+    groups = (
+        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values("user_id", "model_name", "source", "project_id")
+        .annotate(requests=Count("id"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
+        .order_by()
+    )
+    rows = [
+        UsageDaily(
+            day=day,
+            user_id=g["user_id"],
+            model_name=g["model_name"],
+            source=g["source"],
+            project_id=g["project_id"],
+            requests=g["requests"],
+            prompt_tokens=g["prompt"] or 0,
+            completion_tokens=g["completion"] or 0,
+        )
+        for g in groups.iterator()
+    ]
+    with transaction.atomic():
+        UsageDaily.objects.filter(day=day).delete()
+        UsageDaily.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+def quota_set(*, owner: AbstractBaseUser | Group, limits: Mapping[str, int | None]) -> tuple[dict[str, int | None], dict[str, int | None]]:
+    """Set a user's or a group's limits (only the names in ``Quota.LIMITS``; None: not set).
+    All None removes the quota. Returns the limits before and after."""
+    lookup = {"group": owner} if isinstance(owner, Group) else {"user_id": owner.pk}
+    with transaction.atomic():
+        quota = Quota.objects.select_for_update().filter(**lookup).first()
+        before = {name: getattr(quota, name) if quota else None for name in Quota.LIMITS}
+        after = {name: limits.get(name) for name in Quota.LIMITS}
+        if all(value is None for value in after.values()):
+            if quota is not None:
+                quota.delete()
+        else:
+            if quota is None:
+                quota = Quota(**lookup)
+            for name, value in after.items():
+                setattr(quota, name, value)
+            quota.save()
+    return before, after
+
+
+def api_key_create(*, user: AbstractBaseUser, name: str, address: str = "") -> tuple[ApiKey, str]:
     """Make a key; returns it and its secret, which is not stored and cannot be shown again."""
     secret = KEY_PREFIX + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(_KEY_LENGTH))
     key = ApiKey.objects.create(
@@ -56,13 +111,20 @@ def api_key_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
         prefix=secret[:SHOWN_PREFIX_LENGTH],
         hashed_key=hash_secret(secret),
     )
+    audit_record(actor=user, action="apikey.created", target=f"{key.name} ({key.prefix}…)",
+                 detail={"key": key.pk, "owner": user.get_username()}, address=address)
     return key, secret
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def api_key_revoke(
+    *, api_key: ApiKey, actor: AbstractBaseUser | AnonymousUser | None = None, address: str = ""
+) -> ApiKey:
+    """Revoke the key (once); ``actor`` is who did it, the key's owner when not given."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(actor=actor or api_key.user, action="apikey.revoked", target=str(api_key),
+                     detail={"key": api_key.pk, "owner": api_key.user.get_username()}, address=address)
     return api_key
 
 

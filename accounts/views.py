@@ -12,8 +12,16 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audit.services import client_address
+
 from . import selectors, services
 from .forms import ApiKeyForm
+
+
+# The new key's secret waits in the session between the POST and the GET that shows it:
+# the redirect means a reload cannot post the form again (a second key), and the GET pops it,
+# so it is shown once and then gone from the session too.
+_NEW_KEY_SESSION = "accounts.new_api_key"
 
 
 @never_cache  # the page may show a new key's secret: keep it out of every cache
@@ -22,11 +30,18 @@ from .forms import ApiKeyForm
 def keys(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, AbstractBaseUser)  # login_required
     form = ApiKeyForm(request.POST or None)
-    created = secret = None
     if request.method == "POST" and form.is_valid():
-        # Shown in this response only, never stored: a reload cannot show it again.
-        created, secret = services.api_key_create(user=request.user, name=form.cleaned_data["name"])
-        form = ApiKeyForm()
+        created_key, new_secret = services.api_key_create(
+            user=request.user, name=form.cleaned_data["name"], address=client_address(request)
+        )
+        request.session[_NEW_KEY_SESSION] = {"id": created_key.pk, "secret": new_secret}
+        return redirect("keys")
+    created = secret = None
+    pending = request.session.pop(_NEW_KEY_SESSION, None) if request.method == "GET" else None
+    if isinstance(pending, dict) and isinstance(pending.get("id"), int):
+        # Only a key that is still this user's and still works (revoked in another tab: nothing).
+        created = selectors.api_keys_for_user(user=request.user).filter(pk=pending["id"]).first()
+        secret = str(pending.get("secret", "")) if created is not None else None
     base_url = request.build_absolute_uri("/").rstrip("/")
     return render(
         request,
@@ -48,7 +63,7 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
         api_key = selectors.get_api_key_for_user(user=request.user, key_id=key_id)
     except selectors.ApiKeyNotFound as exc:
         raise Http404 from exc
-    services.api_key_revoke(api_key=api_key)
+    services.api_key_revoke(api_key=api_key, actor=request.user, address=client_address(request))
     messages.success(
         request, _("The key “%(name)s” was revoked. Programs using it can no longer connect.") % {"name": api_key.name}
     )

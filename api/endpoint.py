@@ -72,6 +72,8 @@ def authenticate(*, secret: str) -> Caller:
     api_key = selectors.api_key_for_secret(secret=secret)
     if api_key is None:
         raise ApiError(401, "invalid API key", code="invalid_api_key")
+    if selectors.user_is_pending(user=api_key.user):
+        raise ApiError(403, "this account is waiting for an administrator's approval", code="account_pending")
     services.api_key_mark_used(api_key=api_key)
     return Caller(user=api_key.user, key_id=api_key.pk)
 

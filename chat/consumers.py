@@ -14,10 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from accounts.models import UsageSource
+from accounts.selectors import user_is_pending
 from generation.run import GenerationRefused, GenerationRun, prepare
 from webio.sockets import SafeJsonConsumer
 
@@ -46,9 +48,23 @@ def _open(user: Any, conversation_id: str) -> tuple[Conversation, Access, Messag
     return conversation, level, answer
 
 
+def _refresh_active(user: Any) -> bool:
+    """Re-read ``is_active`` into the socket's user (loaded once, at connect): a deactivated
+    account must lose its open sockets, not keep the state it had when it connected."""
+    active = get_user_model()._default_manager.filter(pk=user.pk, is_active=True).exists()
+    user.is_active = active
+    return active
+
+
+@database_sync_to_async
+def _still_allowed(user: Any) -> bool:
+    return _refresh_active(user) and not user_is_pending(user=user)
+
+
 @database_sync_to_async
 def _recheck(user: Any, conversation_id: str) -> tuple[bool, Access]:
     """(exists, access) as of now."""
+    _refresh_active(user)
     conversation = Conversation.objects.select_related("project").filter(pk=conversation_id).first()
     if conversation is None:
         return False, Access.NONE
@@ -87,7 +103,10 @@ def _start(user: Any, conversation_id: str, action: str, content: dict[str, Any]
             else:
                 turn = services.message_continue(conversation=conversation, user=user, message_id=content.get("message_id"))
             # turn.model was fetched through the access check (get_model_for_user) just now.
-            run = prepare(user=user, model=turn.model, interface=UsageSource.WEB, messages=turn.history)
+            run = prepare(
+                user=user, model=turn.model, interface=UsageSource.WEB, messages=turn.history,
+                project_id=conversation.project_id,
+            )
             frames: list[dict[str, Any]] = []
             if turn.user_message is not None:
                 frames.append({"type": "message", "message": message_payload(turn.user_message, _siblings(turn.user_message)),
@@ -131,8 +150,16 @@ class SidebarConsumer(_UserSocket):
         if not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not await _still_allowed(user):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         await self.join(user_group(user.pk))
         await self.accept()
+
+    async def access_changed(self, event: dict[str, Any]) -> None:
+        """The account itself may have been deactivated: then this socket closes too."""
+        if not await _still_allowed(self.scope["user"]):
+            await self.close(code=CLOSE_FORBIDDEN)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         await self.send_error(_("This socket only listens."))

@@ -26,4 +26,6 @@ urlpatterns = [
     path("export/all.zip", data.export_all, name="export_all"),
     path("import/", data.import_upload, name="data_import"),
     path("settings/data/", data.data_page, name="data_settings"),
+    path("settings/data/all.zip", data.personal_data_export, name="personal_data_export"),
+    path("settings/data/delete-account/", data.account_delete, name="account_delete"),
 ]

@@ -1,15 +1,29 @@
 """Bounds on one generation request, so that no request can make the process do unbounded
-work or starve other users: messages per request, prompt bytes, answers running at once per
-user. The engine calls per request are bounded in ``inference.prompting`` (context fit)."""
+work or starve other users: messages per request, prompt bytes, and the user's quotas
+(tokens per day and month, requests per minute, answers running at once). The engine calls
+per request are bounded in ``inference.prompting`` (context fit).
+
+Requests per minute and running answers are counted in the Django cache (Redis when
+REDIS_URL is set, so every web process shares them; in-process in embedded mode, which has
+one web process), never in a process's own memory.
+"""
 
 from __future__ import annotations
 
-import threading
+import hashlib
+import math
+import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import formats, timezone
+from django.utils.timesince import timeuntil
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+
+from accounts.selectors import EffectiveQuota, day_bounds, effective_quota, next_month, tokens_used
 
 from inference.engines.base import ChatMessage
 from inference.prompting import text_of
@@ -57,6 +71,102 @@ def check_prompt(*, messages: Sequence[ChatMessage] | None, prompt: str | None) 
         )
 
 
+# ---- Quotas: tokens per day and month (from the usage records) ---------------------------------
+
+
+def _reset_phrase(reset: datetime, now: datetime) -> str:
+    local = timezone.localtime(reset)
+    return _("It resets on %(when)s (in %(wait)s).") % {
+        "when": formats.date_format(local, "DATETIME_FORMAT"),
+        "wait": timeuntil(reset, now),
+    }
+
+
+def _seconds_until(reset: datetime, now: datetime) -> int:
+    return max(1, math.ceil((reset - now).total_seconds()))
+
+
+def check_tokens(*, user_id: int, quota: EffectiveQuota, now: datetime | None = None) -> None:
+    """Refuse (429 until the reset) when the user has used up their tokens of the day or month.
+
+    Checked before the answer starts, so one answer may end above the limit; the next is refused.
+    """
+    if not quota.counts_tokens:
+        return
+    now = now or timezone.now()
+    used = tokens_used(user_id=user_id, now=now)
+    today = timezone.localdate(now)
+    per_day, per_month = quota.tokens_per_day.value, quota.tokens_per_month.value
+    if per_month is not None and used.month >= per_month:
+        reset = day_bounds(next_month(today))[0]
+        raise GenerationRefused(
+            _("You have used your monthly quota of %(limit)s tokens (%(used)s used).")
+            % {"limit": formats.number_format(per_month, force_grouping=True),
+               "used": formats.number_format(used.month, force_grouping=True)}
+            + " " + _reset_phrase(reset, now),
+            status=429,
+            code="insufficient_quota",
+            retry_after=_seconds_until(reset, now),
+        )
+    if per_day is not None and used.today >= per_day:
+        reset = day_bounds(today + timedelta(days=1))[0]
+        raise GenerationRefused(
+            _("You have used your daily quota of %(limit)s tokens (%(used)s used).")
+            % {"limit": formats.number_format(per_day, force_grouping=True),
+               "used": formats.number_format(used.today, force_grouping=True)}
+            + " " + _reset_phrase(reset, now),
+            status=429,
+            code="insufficient_quota",
+            retry_after=_seconds_until(reset, now),
+        )
+
+
+# ---- Quotas: requests per minute and running answers (shared counters in the cache) -----------
+
+# A slot is given back when its answer ends; if the process holding it dies first, the count
+# expires this long after the user's last new answer, so a crash cannot block anyone for good.
+SLOT_SAFETY_SECONDS = 15 * 60
+
+
+def _key(kind: str, user_id: int, *extra: object) -> str:
+    # Per database, like the admin socket group: installations sharing one Redis stay apart.
+    db = settings.DATABASES["default"]
+    where = f"{db.get('HOST', '')}:{db.get('PORT', '')}/{db.get('NAME', '')}"
+    digest = hashlib.sha256(where.encode()).hexdigest()[:12]
+    return ":".join(["quota", kind, digest, str(user_id), *(str(e) for e in extra)])
+
+
+def _incr(key: str, timeout: int) -> int:
+    cache.add(key, 0, timeout)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout)
+        return 1
+
+
+def count_request(*, user_id: int, limit: int | None, now: float | None = None) -> None:
+    """Count one request in the current minute; refuse (429) once the minute has ``limit``."""
+    if limit is None:
+        return
+    now = time.time() if now is None else now
+    minute = int(now // 60)
+    count = _incr(_key("rpm", user_id, minute), 120)
+    if count > limit:
+        wait = max(1, math.ceil((minute + 1) * 60 - now))
+        raise GenerationRefused(
+            ngettext(
+                "You have reached your limit of %(limit)d request per minute. Try again in %(wait)d seconds.",
+                "You have reached your limit of %(limit)d requests per minute. Try again in %(wait)d seconds.",
+                limit,
+            )
+            % {"limit": limit, "wait": wait},
+            status=429,
+            code="rate_limit_exceeded",
+            retry_after=wait,
+        )
+
+
 class UserSlot:
     """One of a user's concurrent answers; ``release`` gives it back (once)."""
 
@@ -68,43 +178,51 @@ class UserSlot:
         if self._released:
             return
         self._released = True
-        with _lock:
-            remaining = _running.get(self.user_id, 1) - 1
-            if remaining > 0:
-                _running[self.user_id] = remaining
-            else:
-                _running.pop(self.user_id, None)
+        key = _key("running", self.user_id)
+        try:
+            if cache.decr(key) < 0:
+                cache.set(key, 0, SLOT_SAFETY_SECONDS)
+        except ValueError:
+            pass  # expired (the safety expiry): nothing left to give back
 
 
-# Answers running in this web process, per user. Taken from sync code (the database thread)
-# and given back from the event loop, hence the lock. Per process: with several web nodes a
-# user may run this many answers on each (the organisation's quotas count across nodes).
-_running: dict[int, int] = {}
-_lock = threading.Lock()
-
-
-def user_slot(user_id: int) -> UserSlot:
-    """A slot for one more answer of this user, or 429 when they have too many running."""
-    limit = settings.MAX_CONCURRENT_GENERATIONS_PER_USER
-    with _lock:
-        running = _running.get(user_id, 0)
-        if running >= limit:
-            raise GenerationRefused(
-                ngettext(
-                    "You already have %(count)d answer being generated. Wait for it to finish.",
-                    "You already have %(count)d answers being generated. Wait for one to finish.",
-                    running,
-                )
-                % {"count": running},
-                status=429,
-                code="too_many_generations",
-                retry_after=1,
+def user_slot(user_id: int, limit: int | None = None) -> UserSlot:
+    """A slot for one more answer of this user, or 429 when ``limit`` (default
+    MAX_CONCURRENT_GENERATIONS_PER_USER) are running, in any web process."""
+    limit = settings.MAX_CONCURRENT_GENERATIONS_PER_USER if limit is None else limit
+    key = _key("running", user_id)
+    running = _incr(key, SLOT_SAFETY_SECONDS)
+    cache.touch(key, SLOT_SAFETY_SECONDS)
+    if running > limit:
+        try:
+            cache.decr(key)
+        except ValueError:
+            pass
+        running -= 1
+        raise GenerationRefused(
+            ngettext(
+                "You already have %(count)d answer being generated. Wait for it to finish.",
+                "You already have %(count)d answers being generated. Wait for one to finish.",
+                running,
             )
-        _running[user_id] = running + 1
+            % {"count": running},
+            status=429,
+            code="too_many_generations",
+            retry_after=1,
+        )
     return UserSlot(user_id)
 
 
 def running_for(user_id: int) -> int:
-    """Answers of this user running in this process now (tests, metrics)."""
-    with _lock:
-        return _running.get(user_id, 0)
+    """Answers of this user running now, as the shared counter says (tests, metrics)."""
+    return int(cache.get(_key("running", user_id), 0))
+
+
+def check_quota(*, user_id: int) -> UserSlot:
+    """Every quota, cheapest refusal last so a refused request takes no slot: tokens of the day
+    and month, requests this minute, then a slot among the running answers (given back by the
+    run). Nothing after this may refuse, or the slot would leak until its safety expiry."""
+    quota = effective_quota(user_id=user_id)
+    check_tokens(user_id=user_id, quota=quota)
+    count_request(user_id=user_id, limit=quota.requests_per_minute.value)
+    return user_slot(user_id, quota.concurrent_answers.value)

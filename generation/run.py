@@ -5,7 +5,8 @@ The browser socket (``chat.generation``), ``/api/chat``, ``/api/generate``,
 
 1. ``prepare(...)``, synchronously, inside the caller's one database trip: the request's
    bounds (``generation.limits``), the model access check, the token ceiling, the system
-   prompt, and a slot among the user's concurrent answers. Refusals are
+   prompt, and the user's quotas: tokens of the day and month, requests per minute, and a
+   slot among their concurrent answers. Refusals are
    ``GenerationRefused`` with an HTTP-like status, before anything is stored or streamed.
 2. ``run.texts()``: the context fit (a bounded number of tokenizer calls) and the engine
    stream, text by text. Closing the iterator closes the engine request, which frees the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from functools import cached_property
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -35,7 +37,7 @@ from inference.prompting import chat_stream, generation_options, text_of, with_s
 from models_admin.models import LLMModel
 from models_admin.selectors import ModelNotFound, get_model_for_user, model_spec
 
-from .limits import GenerationRefused, UserSlot, check_prompt, user_slot
+from .limits import GenerationRefused, UserSlot, check_prompt, check_quota
 
 __all__ = ["GenerationRefused", "GenerationRun", "UsageOutcome", "outcome_of", "prepare"]
 
@@ -48,6 +50,7 @@ def prepare(
     messages: Sequence[ChatMessage] | None = None,
     prompt: str | None = None,
     requested: Mapping[str, Any] | None = None,
+    project_id: uuid.UUID | str | None = None,
 ) -> GenerationRun:
     """Check and set up one answer. Runs database queries: call it from sync code.
 
@@ -55,6 +58,7 @@ def prepare(
     fetched through that same check (``get_model_for_user``) in this database trip.
     ``messages`` is a chat; ``prompt`` a raw completion without the chat template.
     ``requested``: sampling options in engine names, validated by ``inference.parameters``.
+    ``project_id``: the conversation's project (browser answers), recorded with the usage.
     """
     if (messages is None) == (prompt is None):
         raise ValueError("give either messages or prompt")
@@ -67,7 +71,7 @@ def prepare(
             model = get_model_for_user(user=user, name=model)
         except ModelNotFound as exc:
             raise GenerationRefused(exc.args[0], status=404, code="model_not_found") from exc
-    slot = user_slot(user_id)  # last: nothing after it can refuse, so it is never leaked
+    slot = check_quota(user_id=user_id)  # last: nothing after it can refuse, so it is never leaked
     return GenerationRun(
         user_id=user_id,
         model=model,
@@ -77,6 +81,7 @@ def prepare(
         prompt=prompt,
         requested=requested or {},
         slot=slot,
+        project_id=project_id,
     )
 
 
@@ -102,8 +107,10 @@ class GenerationRun:
         prompt: str | None,
         requested: Mapping[str, Any],
         slot: UserSlot,
+        project_id: uuid.UUID | str | None = None,
     ) -> None:
         self.user_id = user_id
+        self.project_id = project_id
         self.model_name = model.full_name
         self.vision = "vision" in (model.capabilities or [])
         self.spec = spec
@@ -184,6 +191,7 @@ class GenerationRun:
                         prompt_tokens=self.prompt_tokens,
                         completion_tokens=self.completion_tokens,
                         outcome=outcome,
+                        project_id=self.project_id,
                     )
                 if also is not None:
                     also()

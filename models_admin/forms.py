@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 
 from inference import parameters
@@ -44,13 +45,59 @@ class CopyForm(forms.Form):
     destination = forms.CharField(label=_("New name"), max_length=200)
 
 
+# Names one "add" box may carry: enough to paste a team, not an unbounded lookup.
+MAX_NAMES_PER_ADD = 200
+
+
+def _names(raw: str, *, split_spaces: bool) -> list[str]:
+    """Comma- (and for usernames also space-) separated names, in order, without repeats."""
+    parts = raw.replace("\n", ",").split(",")
+    if split_spaces:
+        parts = [word for part in parts for word in part.split()]
+    names: list[str] = []
+    for part in parts:
+        name = " ".join(part.split())
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def _audience_users() -> Any:
+    """Who may be named on a model: active users without admin rights (admins use every model)."""
+    return get_user_model().objects.filter(is_active=True, is_staff=False).order_by("username")
+
+
 class AccessForm(forms.Form):
+    """Who may use a model. The selected users and groups are posted as ids (the boxes of
+    the current selection) plus names typed into the "add" boxes, looked up by name: the
+    page never lists every user or group of the installation."""
+
     access = forms.ChoiceField(label=_("Who may use this model"), choices=Access.choices, widget=forms.RadioSelect)
     users = forms.ModelMultipleChoiceField(
         label=_("Selected users"),
         queryset=get_user_model().objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
+    )
+    add_users = forms.CharField(
+        label=_("Add users"),
+        required=False,
+        max_length=10_000,
+        help_text=_("Usernames, separated by commas or spaces. Type to search."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    groups = forms.ModelMultipleChoiceField(
+        label=_("Members of selected groups"),
+        queryset=Group.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    add_groups = forms.CharField(
+        label=_("Add groups"),
+        required=False,
+        max_length=10_000,
+        help_text=_("Group names, separated by commas. Type to search."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
 
     projects = forms.ModelMultipleChoiceField(
@@ -65,13 +112,69 @@ class AccessForm(forms.Form):
         super().__init__(*args, **kwargs)
         users = self.fields["users"]
         assert isinstance(users, forms.ModelMultipleChoiceField)
-        users.queryset = get_user_model().objects.filter(is_active=True, is_staff=False).order_by("username")
+        users.queryset = _audience_users()
+        groups = self.fields["groups"]
+        assert isinstance(groups, forms.ModelMultipleChoiceField)
+        groups.queryset = Group.objects.order_by("name")
         projects = self.fields["projects"]
         assert isinstance(projects, forms.ModelMultipleChoiceField)
         # The project model through the relation: models_admin must not import projects.
         project_model = LLMModel._meta.get_field("allowed_projects").related_model
         assert not isinstance(project_model, str)
         projects.queryset = project_model._default_manager.order_by("name")
+
+    def clean_add_users(self) -> list[Any]:
+        names = _names(self.cleaned_data.get("add_users") or "", split_spaces=True)
+        if len(names) > MAX_NAMES_PER_ADD:
+            raise forms.ValidationError(_("Add at most %(n)d users at a time.") % {"n": MAX_NAMES_PER_ADD})
+        audience = _audience_users()
+        found = {u.get_username().lower(): u for u in audience.filter(username__in=names)}
+        missing = [n for n in names if n.lower() not in found]
+        # username__in is exact; a second, bounded pass finds names typed in another case.
+        for name in list(missing):
+            user = audience.filter(username__iexact=name).first()
+            if user is not None:
+                found[name.lower()] = user
+                missing.remove(name)
+        if missing:
+            raise forms.ValidationError(
+                _("No active user without admin rights is called %(names)s.") % {"names": ", ".join(missing)}
+            )
+        return list(found.values())
+
+    def clean_add_groups(self) -> list[Group]:
+        names = _names(self.cleaned_data.get("add_groups") or "", split_spaces=False)
+        if len(names) > MAX_NAMES_PER_ADD:
+            raise forms.ValidationError(_("Add at most %(n)d groups at a time.") % {"n": MAX_NAMES_PER_ADD})
+        found = {g.name.lower(): g for g in Group.objects.filter(name__in=names)}
+        missing = [n for n in names if n.lower() not in found]
+        for name in list(missing):  # a second, bounded pass for names typed in another case
+            group = Group.objects.filter(name__iexact=name).first()
+            if group is not None:
+                found[name.lower()] = group
+                missing.remove(name)
+        if missing:
+            raise forms.ValidationError(_("There is no group called %(names)s.") % {"names": ", ".join(missing)})
+        return list(found.values())
+
+    def user_ids(self) -> list[int]:
+        """The selection after a valid POST: the kept boxes and the added names."""
+        chosen = list(self.cleaned_data["users"]) + self.cleaned_data["add_users"]
+        return sorted({int(u.pk) for u in chosen})
+
+    def group_ids(self) -> list[int]:
+        chosen = list(self.cleaned_data["groups"]) + self.cleaned_data["add_groups"]
+        return sorted({int(g.pk) for g in chosen})
+
+    def selected(self, name: str) -> list[Any]:
+        """The current selection of ``users`` or ``groups``, to show as ticked boxes (never
+        the whole table): the posted ids when bound, else the initial objects."""
+        if self.is_bound:
+            posted = self.data.getlist(name) if hasattr(self.data, "getlist") else []
+            raw = [v for v in posted if str(v).isdecimal() and len(str(v)) < 19]
+            queryset: Any = _audience_users() if name == "users" else Group.objects.order_by("name")
+            return list(queryset.filter(pk__in=raw))
+        return list(self.initial.get(name) or [])
 
 
 class ContextForm(forms.Form):

@@ -19,8 +19,9 @@ class ModelStatus(models.TextChoices):
 
 class Access(models.TextChoices):
     EVERYONE = "everyone", _("Everyone")
-    # Restricted: the users in ``allowed_users`` and the members of ``allowed_projects``.
-    RESTRICTED = "restricted", _("Selected users and projects")
+    # Restricted: the users in ``allowed_users``, the members of ``allowed_groups`` and of
+    # ``allowed_projects``.
+    RESTRICTED = "restricted", _("Selected users, groups and projects")
 
 
 class LLMModelQuerySet(models.QuerySet["LLMModel"]):
@@ -31,9 +32,9 @@ class LLMModelQuerySet(models.QuerySet["LLMModel"]):
         """Models this user may chat with: THE access rule, used by every interface.
 
         Staff: every ready model. Others: models open to everyone, and restricted ones that
-        grant this user access through one of the audiences below (named users, projects
-        the user is a member of). Each audience is a subquery of model ids, so adding one
-        (groups, next) is one more line here and no duplicate rows (no ``distinct``).
+        grant this user access through one of the audiences below (named users, the user's
+        groups, projects the user is a member of). Each audience is a subquery of model ids,
+        so adding one is one more line here and no duplicate rows (no ``distinct``).
         """
         if getattr(user, "is_staff", False):
             return self.ready()
@@ -42,8 +43,10 @@ class LLMModelQuerySet(models.QuerySet["LLMModel"]):
             return self.none()
         through_users = LLMModel.allowed_users.through.objects
         through_projects = LLMModel.allowed_projects.through.objects
+        through_groups = LLMModel.allowed_groups.through.objects
         granted = (
             Q(pk__in=through_users.filter(user_id=user_id).values("llmmodel_id"))
+            | Q(pk__in=through_groups.filter(group__user__id=user_id).values("llmmodel_id"))
             # By lookup, not import: models_admin sits below projects in the layers.
             | Q(pk__in=through_projects.filter(project__memberships__user_id=user_id).values("llmmodel_id"))
         )
@@ -83,6 +86,8 @@ class LLMModel(models.Model):
     is_default = models.BooleanField(default=False)
     access = models.CharField(max_length=20, choices=Access.choices, default=Access.EVERYONE)
     allowed_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="allowed_models")
+    # Every member of these groups (Django's own ``auth.Group``).
+    allowed_groups = models.ManyToManyField("auth.Group", blank=True, related_name="allowed_models")
     # Every member of these projects, whatever their role (string reference: no import upwards).
     allowed_projects = models.ManyToManyField("projects.Project", blank=True, related_name="allowed_models")
     status = models.CharField(max_length=20, choices=ModelStatus.choices, default=ModelStatus.READY)

@@ -137,6 +137,7 @@ class ModelRow:
     expires_at: datetime | None = None
     endpoints: list[str] = field(default_factory=list)
     allowed_users: list[str] = field(default_factory=list)
+    allowed_groups: list[str] = field(default_factory=list)
     allowed_projects: list[str] = field(default_factory=list)
     chat_context: int = 0
 
@@ -182,11 +183,12 @@ def models_overview() -> list[ModelRow]:
     rows = []
     engine = embedded_engine()
     endpoints = list(VllmEndpoint.objects.filter(enabled=True))
-    for model in LLMModel.objects.prefetch_related("allowed_users", "allowed_projects").order_by("name", "tag"):
+    for model in LLMModel.objects.prefetch_related("allowed_users", "allowed_groups", "allowed_projects").order_by("name", "tag"):
         row = ModelRow(
             model=model,
             fit=model_fit(model),
             allowed_users=[u.get_username() for u in model.allowed_users.all()],
+            allowed_groups=[g.name for g in model.allowed_groups.all()],
             allowed_projects=[str(p) for p in model.allowed_projects.all()],
             chat_context=chat_context(model),
         )

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -28,14 +28,14 @@ from .services import registry as registry_services
 from .services.errors import ModelError
 from .sources import SourceError, estimate_source, parse_source
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def staff_required(view: View) -> View:
     """Staff only. Others get the ordinary 404 page, so the admin pages do not announce themselves."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not request.user.is_staff:
@@ -226,16 +226,26 @@ def model_access(request: HttpRequest, model_id: int) -> HttpResponse:
                 actor=request.user,
                 model=model,
                 access=form.cleaned_data["access"],
-                user_ids=[u.pk for u in form.cleaned_data["users"]],
+                user_ids=form.user_ids(),
+                group_ids=form.group_ids(),
                 project_ids=[p.pk for p in form.cleaned_data["projects"]],
             )
             messages.success(request, _("Access to %(model)s was saved.") % {"model": model.full_name})
             return _back()
     else:
         form = AccessForm(
-            initial={"access": model.access, "users": list(model.allowed_users.all()), "projects": list(model.allowed_projects.all())}
+            initial={
+                "access": model.access,
+                "users": list(model.allowed_users.order_by("username")),
+                "groups": list(model.allowed_groups.order_by("name")),
+                "projects": list(model.allowed_projects.all()),
+            }
         )
-    return render(request, "models_admin/access.html", {"model": model, "form": form})
+    return render(
+        request,
+        "models_admin/access.html",
+        {"model": model, "form": form, "selected_users": form.selected("users"), "selected_groups": form.selected("groups")},
+    )
 
 
 @staff_required

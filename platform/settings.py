@@ -8,11 +8,14 @@ Redis. Bad values fail at start-up, not on the first request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -94,14 +97,17 @@ INSTALLED_APPS = [
     "csp",
     "channels",
     # Layers, top to bottom (checked by import-linter, see pyproject.toml):
-    # chat | api | health -> generation | projects -> models_admin -> accounts | inference
+    # chat | api | health -> generation | projects -> models_admin -> accounts | inference -> audit
     "chat",
+    "directory",
+    "usage",
     "api",
     "health",
     "generation",
     "projects",
     "models_admin",
     "accounts",
+    "audit",
     "inference",
 ]
 
@@ -115,6 +121,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The client's address for every audit entry written during the request (audit/middleware.py).
+    "audit.middleware.request_address",
+    # A self-registered account waiting for approval sees only the waiting page.
+    "directory.middleware.pending_approval",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -226,6 +236,12 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+# Users, groups, invitations (directory/): anyone may sign up at /accounts/register/ when
+# open; new accounts wait for an administrator's approval. Invitation links expire after
+# INVITATION_DAYS; password reset links after PASSWORD_RESET_TIMEOUT (Django's, seconds).
+REGISTRATION_OPEN = _bool("REGISTRATION_OPEN", default=False)
+INVITATION_DAYS = _positive_int("INVITATION_DAYS", 7)
+PASSWORD_RESET_TIMEOUT = _positive_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
 
 SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
@@ -235,6 +251,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = _bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default
 SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", default=False)
 if _bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies (addresses or networks) whose X-Forwarded-For names the client: the audit
+# log records that address instead of the proxy's. Empty: REMOTE_ADDR, always.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -265,6 +284,94 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = _positive_int("MAX_REQUEST_BYTES", 16 * 1024 * 102
 # WebSocket frames: a larger one is answered with an error frame (the socket stays open).
 # daphne itself drops frames over 1 MiB (close 1009) before they reach the platform.
 WS_MAX_FRAME_BYTES = _positive_int("WS_MAX_FRAME_BYTES", 512 * 1024)
+
+# --- Sign-in: single sign-on (OIDC), trusted header, local passwords, throttling ----------
+# accounts/signin/ and the README's "Single sign-on and sign-in". Every variable is in
+# .env.example; a combination that cannot work stops the start-up.
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address or network (10.0.0.5, 10.0.0.0/24)") from None
+
+# OpenID Connect through mozilla-django-oidc. Endpoints left empty come from
+# <OIDC_ISSUER>/.well-known/openid-configuration, fetched on the first sign-in.
+OIDC_ENABLED = _bool("OIDC_ENABLED", default=False)
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_USERINFO_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_JWKS_ENDPOINT", default="")
+OIDC_RP_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = _secret("OIDC_CLIENT_SECRET", default="") or ""
+OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_SIGN_ALGO", default="RS256")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = _positive_int("OIDC_TIMEOUT", 10)  # seconds for each call to the provider
+OIDC_CREATE_USER = _bool("OIDC_CREATE_USERS", default=True)
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")  # empty: groups are not synced
+OIDC_CREATE_GROUPS = _bool("OIDC_CREATE_GROUPS", default=True)
+OIDC_ADMIN_GROUP = env.str("OIDC_ADMIN_GROUP", default="")  # members of this group are admins
+OIDC_ADMIN_CLAIM = env.str("OIDC_ADMIN_CLAIM", default="")  # or: a true/false claim
+OIDC_ALLOWED_DOMAINS = [d.lower() for d in env.list("OIDC_ALLOWED_DOMAINS", default=[])]  # of the email claim
+if OIDC_ENABLED:
+    _missing = [name for name, value in (("OIDC_CLIENT_ID", OIDC_RP_CLIENT_ID), ("OIDC_CLIENT_SECRET", OIDC_RP_CLIENT_SECRET),
+                                         ("OIDC_USERNAME_CLAIM", OIDC_USERNAME_CLAIM)) if not value]
+    if not OIDC_ISSUER and not all((OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT, OIDC_OP_JWKS_ENDPOINT)):
+        _missing.append("OIDC_ISSUER (or all four OIDC_*_ENDPOINT)")
+    if _missing:
+        raise ImproperlyConfigured(f"OIDC_ENABLED=true needs {', '.join(_missing)}")
+
+# Sign-in by a header set by an authenticating proxy (oauth2-proxy, Authelia, ...), honoured
+# only on connections from TRUSTED_PROXIES. Empty: off.
+TRUSTED_HEADER_USER = env.str("TRUSTED_HEADER_USER", default="")
+TRUSTED_HEADER_EMAIL = env.str("TRUSTED_HEADER_EMAIL", default="")
+TRUSTED_HEADER_GROUPS = env.str("TRUSTED_HEADER_GROUPS", default="")  # comma-separated group names
+TRUSTED_HEADER_ADMIN_GROUP = env.str("TRUSTED_HEADER_ADMIN_GROUP", default="")
+TRUSTED_HEADER_CREATE_USERS = _bool("TRUSTED_HEADER_CREATE_USERS", default=True)
+if TRUSTED_HEADER_USER and not TRUSTED_PROXIES:
+    raise ImproperlyConfigured("TRUSTED_HEADER_USER needs TRUSTED_PROXIES: the addresses of the proxies that set it")
+
+# Passwords of this server's own accounts. Off: only SSO or the trusted header sign people in
+# (API keys keep working).
+LOCAL_PASSWORDS = _bool("LOCAL_PASSWORDS", default=True)
+if not LOCAL_PASSWORDS and not (OIDC_ENABLED or TRUSTED_HEADER_USER):
+    raise ImproperlyConfigured("LOCAL_PASSWORDS=false needs OIDC_ENABLED=true or TRUSTED_HEADER_USER: nobody could sign in")
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses every sign-in from a throttled account or address (django-axes).
+    "accounts.signin.throttle.ThrottleBackend",
+    *(["django.contrib.auth.backends.ModelBackend"] if LOCAL_PASSWORDS else []),
+    *(["accounts.signin.oidc.OIDCBackend"] if OIDC_ENABLED else []),
+    *(["accounts.signin.trusted_header.TrustedHeaderBackend"] if TRUSTED_HEADER_USER else []),
+]
+INSTALLED_APPS.append("axes")
+if TRUSTED_HEADER_USER:
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                      "accounts.signin.trusted_header.TrustedHeaderMiddleware")
+# Turns a throttled sign-in into the lockout page (429).
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+
+# Failed sign-ins (django-axes): SIGNIN_FAILURES_PER_ACCOUNT for one account from one address,
+# SIGNIN_FAILURES_PER_ADDRESS for any accounts from one address, each failure within
+# SIGNIN_LOCKOUT_MINUTES of the one before; then that much time locked out.
+SIGNIN_THROTTLE = _bool("SIGNIN_THROTTLE", default=True)
+SIGNIN_FAILURES_PER_ACCOUNT = _positive_int("SIGNIN_FAILURES_PER_ACCOUNT", 5)
+SIGNIN_FAILURES_PER_ADDRESS = _positive_int("SIGNIN_FAILURES_PER_ADDRESS", 20)
+SIGNIN_LOCKOUT_MINUTES = _positive_int("SIGNIN_LOCKOUT_MINUTES", 15)
+AXES_ENABLED = SIGNIN_THROTTLE
+AXES_HANDLER = "accounts.signin.throttle.ThrottleHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = SIGNIN_FAILURES_PER_ACCOUNT  # the per-address limit: ThrottleHandler
+AXES_COOLOFF_TIME = timedelta(minutes=SIGNIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_CALLABLE = "accounts.signin.throttle.lockout_response"
+# The same client address as the audit log (X-Forwarded-For only from TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "audit.services.client_address"
+AXES_RESET_ON_SUCCESS = True  # the account's own failures from that address (ThrottleHandler)
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are in the audit log
+AXES_VERBOSE = False
 
 # --- Internationalisation -----------------------------------------------------------------
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
@@ -382,9 +489,21 @@ VLLM_HEALTH_INTERVAL = _positive_int("VLLM_HEALTH_INTERVAL", 30)  # seconds betw
 IMPORT_MAX_BYTES = _byte_size("IMPORT_MAX_BYTES", 50 << 20)  # the upload, and each file in a zip unpacked
 IMPORT_MAX_CONVERSATIONS = _positive_int("IMPORT_MAX_CONVERSATIONS", 10_000)
 IMPORT_MAX_MESSAGES = _positive_int("IMPORT_MAX_MESSAGES", 200_000)
+# --- Retention (chat.retention): conversations untouched for this many days are deleted
+# nightly; a project's own retention_days wins. 0 keeps them forever.
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
+if RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(f"RETENTION_DAYS must be 0 (keep forever) or a number of days, got {RETENTION_DAYS}")
+# Admins see conversations' metadata only; True lets them open one read-only, and every read
+# is written to the audit log.
+ADMIN_CAN_READ_CONVERSATIONS = _bool("ADMIN_CAN_READ_CONVERSATIONS", default=False)
 CELERY_BEAT_SCHEDULE = {
     "vllm-endpoints-check": {"task": "models_admin.tasks.vllm_endpoints_check", "schedule": float(VLLM_HEALTH_INTERVAL)},
     "pulls-recover": {"task": "models_admin.tasks.pulls_recover", "schedule": 60.0},
+    # Nightly at 03:30; a run does nothing while no retention policy is set (chat/retention.py).
+    "retention-purge": {"task": "chat.tasks.retention_purge", "schedule": crontab(hour=3, minute=30)},
+    # Hourly: recompute the last two days' usage rollups (idempotent; usage/services.py).
+    "usage-rollup": {"task": "usage.tasks.usage_rollup_recent", "schedule": crontab(minute=7)},
 }
 
 PLATFORM_ADMIN_USER = env.str("PLATFORM_ADMIN_USER", default="admin")

@@ -51,6 +51,22 @@ class ProjectForm(forms.Form):
         field.queryset = models_for_project_form(user=user, current=current_model)
 
 
+RETENTION_DAYS_MAX = 36500
+
+
+class RetentionForm(forms.Form):
+    """How long the project's conversations are kept; empty follows the installation."""
+
+    retention_days = forms.IntegerField(
+        label=_("Delete conversations untouched for (days)"),
+        min_value=0,
+        max_value=RETENTION_DAYS_MAX,
+        required=False,
+        widget=forms.NumberInput(attrs={"placeholder": _("The installation’s setting")}),
+        help_text=_("Empty: the installation’s policy. 0: keep them forever. Checked every night."),
+    )
+
+
 class MemberAddForm(forms.Form):
     who = forms.CharField(
         label=_("Username or email"),

@@ -34,6 +34,9 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Conversations untouched for this many days are deleted (chat.retention); None follows
+    # the installation's RETENTION_DAYS, 0 keeps them forever.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from audit.services import audit_record
 from models_admin.models import LLMModel
 from webio.groups import access_changed_for, after_commit, relay, user_group
 
@@ -106,6 +107,19 @@ def project_update(
     return project
 
 
+def project_retention_set(*, project: Project, actor: User, retention_days: int | None, address: str = "") -> Project:
+    """Set how many days untouched conversations are kept (None: the installation's policy)."""
+    if retention_days is not None and retention_days < 0:
+        raise ProjectError(_("The number of days cannot be negative."))
+    if retention_days != project.retention_days:
+        before = project.retention_days
+        project.retention_days = retention_days
+        project.save(update_fields=["retention_days", "updated_at"])
+        audit_record(actor=actor, action="project.retention_changed", target=f"project {project.id} ({project.name})",
+                     detail={"before": before, "after": retention_days}, address=address)
+    return project
+
+
 def _member_ids(project: Project) -> list[int]:
     return list(Membership.objects.filter(project=project).values_list("user_id", flat=True))
 
@@ -170,6 +184,32 @@ def _remove(project: Project, user: User) -> None:
         raise ProjectError(_("%(name)s is not a member of this project.") % {"name": user.get_username()})
     access_changed_for([user.pk])
     _announce([user.pk], project, "removed")
+
+
+def memberships_release(*, user: User) -> dict[str, list[str]]:
+    """Before ``user``'s account is deleted: hand each project they alone own to its longest-
+    standing other member (as owner), delete the projects nobody else is in, drop the rest of
+    their memberships. Returns the project ids handed over and deleted, for the audit entry."""
+    handed: list[str] = []
+    deleted: list[str] = []
+    with transaction.atomic():
+        owned = Membership.objects.filter(user_id=user.pk, role=ProjectRole.OWNER).values_list("project_id", flat=True)
+        for project_id in list(owned):
+            project = Project.objects.get(pk=project_id)
+            if _lock_owners(project) != [user.pk]:
+                continue
+            heir = Membership.objects.filter(project=project).exclude(user_id=user.pk).order_by("added_at", "pk").first()
+            if heir is None:
+                project.delete()
+                deleted.append(str(project_id))
+                continue
+            heir.role = ProjectRole.OWNER
+            heir.save(update_fields=["role"])
+            access_changed_for([heir.user_id])
+            handed.append(str(project_id))
+        Membership.objects.filter(user_id=user.pk).delete()
+        access_changed_for([user.pk])
+    return {"handed_over": handed, "deleted": deleted}
 
 
 def member_remove(*, project: Project, user: User) -> None:

@@ -10,6 +10,7 @@ urlpatterns = [
     # str, not uuid: an id that is not a UUID gets the same 404 page as someone else's.
     path("p/<str:project_id>/", views.project_detail, name="detail"),
     path("p/<str:project_id>/settings/", views.project_settings, name="settings"),
+    path("p/<str:project_id>/retention/", views.project_retention, name="retention"),
     path("p/<str:project_id>/members/", views.member_add, name="member_add"),
     path("p/<str:project_id>/members/<int:user_id>/role/", views.member_role, name="member_role"),
     path("p/<str:project_id>/members/<int:user_id>/remove/", views.member_remove, name="member_remove"),

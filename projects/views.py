@@ -11,6 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -19,9 +20,11 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.services import client_address
+
 from . import selectors, services
 from .access import ProjectForbidden, ProjectNotFound, at_least, get_project
-from .forms import MemberAddForm, MemberRoleForm, ProjectForm, TransferForm
+from .forms import MemberAddForm, MemberRoleForm, ProjectForm, RetentionForm, TransferForm
 from .models import Membership, Project, ProjectRole
 
 ProjectView = Callable[..., HttpResponse]
@@ -131,6 +134,7 @@ def _settings_page(
     form: ProjectForm | None = None,
     add_form: MemberAddForm | None = None,
     transfer_form: TransferForm | None = None,
+    retention_form: RetentionForm | None = None,
     error: str = "",
 ) -> HttpResponse:
     user = _user(request)
@@ -156,6 +160,8 @@ def _settings_page(
             "form": form,
             "add_form": add_form or MemberAddForm(),
             "transfer_form": transfer_form or TransferForm(members=others),
+            "retention_form": retention_form or RetentionForm(initial={"retention_days": project.retention_days}),
+            "retention_default": settings.RETENTION_DAYS,
             "members_page": selectors.project_members_page(project=project, page=request.GET.get("members")),
             "roles": ProjectRole.choices,
             "can_transfer": bool(others),
@@ -190,6 +196,21 @@ def project_settings(request: HttpRequest, project: Project, role: ProjectRole) 
             messages.success(request, _("The project was saved."))
             return redirect("projects:settings", project_id=project.id)
     return _settings_page(request, project, status=400, form=form)
+
+
+@login_required
+@require_POST
+@with_project(ProjectRole.OWNER)
+def project_retention(request: HttpRequest, project: Project, role: ProjectRole) -> HttpResponse:
+    form = RetentionForm(request.POST)
+    if form.is_valid():
+        services.project_retention_set(
+            project=project, actor=_user(request), retention_days=form.cleaned_data["retention_days"],
+            address=client_address(request),
+        )
+        messages.success(request, _("The retention policy was saved."))
+        return redirect("projects:settings", project_id=project.id)
+    return _settings_page(request, project, status=400, retention_form=form)
 
 
 @login_required

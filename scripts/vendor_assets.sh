@@ -12,13 +12,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 nm="$root/node_modules"
 out="$root/static/vendor"
 
-if [[ ! -d "$nm/marked" || ! -d "$nm/dompurify" || ! -d "$nm/@highlightjs/cdn-assets" ]]; then
+if [[ ! -d "$nm/marked" || ! -d "$nm/dompurify" || ! -d "$nm/@highlightjs/cdn-assets" || ! -d "$nm/uplot" ]]; then
     echo "node_modules is incomplete: run 'npm ci' first" >&2
     exit 1
 fi
 
-rm -rf "$out/marked" "$out/dompurify" "$out/highlight"
-mkdir -p "$out/marked" "$out/dompurify" "$out/highlight/styles"
+rm -rf "$out/marked" "$out/dompurify" "$out/highlight" "$out/uplot"
+mkdir -p "$out/marked" "$out/dompurify" "$out/highlight/styles" "$out/uplot"
 
 cp "$nm/marked/lib/marked.umd.js" "$nm/marked/lib/marked.umd.js.map" "$out/marked/"
 cp "$nm/marked/LICENSE" "$out/marked/LICENSE"
@@ -32,10 +32,13 @@ cp "$hl/highlight.min.js" "$out/highlight/"
 cp "$hl/styles/github.min.css" "$hl/styles/github-dark.min.css" "$out/highlight/styles/"
 cp "$hl/LICENSE" "$out/highlight/LICENSE"
 
+# uPlot: the usage dashboard's charts (no dependencies, no source map in the package).
+cp "$nm/uplot/dist/uPlot.iife.min.js" "$nm/uplot/dist/uPlot.min.css" "$nm/uplot/LICENSE" "$out/uplot/"
+
 # Record what was copied so a reviewer can see the versions without node_modules.
 {
     echo "Vendored by scripts/vendor_assets.sh from the npm packages pinned in package.json."
-    for pkg in marked dompurify @highlightjs/cdn-assets; do
+    for pkg in marked dompurify @highlightjs/cdn-assets uplot; do
         printf '%s %s\n' "$pkg" "$(node -p "require('$nm/$pkg/package.json').version")"
     done
 } > "$out/VERSIONS.txt"

@@ -132,6 +132,14 @@ def export_all_zip(*, user: UserLike) -> tuple[IO[bytes], int]:
     memory holds one batch, whatever the total. Returns the file (at its start) and the count.
     """
     out = _spool()
+    with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
+        count = write_conversations(archive, user=user)
+    out.seek(0)
+    return out, count
+
+
+def write_conversations(archive: zipfile.ZipFile, *, user: UserLike, folder: str = "") -> int:
+    """Write ``user``'s own conversations into ``archive`` (under ``folder``), with an index."""
     index: list[dict[str, Any]] = []
     conversations: QuerySet[Conversation] = (
         owned_conversations(user=user)
@@ -139,35 +147,33 @@ def export_all_zip(*, user: UserLike) -> tuple[IO[bytes], int]:
         .prefetch_related(Prefetch("messages", queryset=Message.objects.select_related("author").order_by("id")))
         .order_by("created_at", "id")
     )
-    with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for conversation in conversations.iterator(chunk_size=BATCH):
-            name = f"{conversation.id}.json"
-            messages = list(conversation.messages.all())
-            with archive.open(name, mode="w", force_zip64=True) as member:
-                for chunk in _json_chunks(conversation, messages):
-                    member.write(chunk.encode())
-            index.append(
-                {
-                    "file": name,
-                    "id": str(conversation.id),
-                    "title": conversation.title,
-                    "created_at": _stamp(conversation.created_at),
-                    "updated_at": _stamp(conversation.updated_at),
-                    "messages": len(messages),
-                }
-            )
-        archive.writestr(
-            "index.json",
-            json.dumps(
-                {
-                    "format": INDEX_FORMAT,
-                    "version": VERSION,
-                    "exported_at": timezone.now().isoformat(),
-                    "conversations": index,
-                },
-                ensure_ascii=False,
-                indent=1,
-            ),
+    for conversation in conversations.iterator(chunk_size=BATCH):
+        name = f"{conversation.id}.json"
+        messages = list(conversation.messages.all())
+        with archive.open(folder + name, mode="w", force_zip64=True) as member:
+            for chunk in _json_chunks(conversation, messages):
+                member.write(chunk.encode())
+        index.append(
+            {
+                "file": name,
+                "id": str(conversation.id),
+                "title": conversation.title,
+                "created_at": _stamp(conversation.created_at),
+                "updated_at": _stamp(conversation.updated_at),
+                "messages": len(messages),
+            }
         )
-    out.seek(0)
-    return out, len(index)
+    archive.writestr(
+        folder + "index.json",
+        json.dumps(
+            {
+                "format": INDEX_FORMAT,
+                "version": VERSION,
+                "exported_at": timezone.now().isoformat(),
+                "conversations": index,
+            },
+            ensure_ascii=False,
+            indent=1,
+        ),
+    )
+    return len(index)

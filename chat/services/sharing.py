@@ -12,6 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audit.services import audit_record
+
 from .. import events
 from ..access import secret_hash
 from ..models import Conversation, ConversationShare, SharePermission, ShareLink
@@ -30,7 +32,9 @@ def _colleague(name: str) -> User:
     return user
 
 
-def share_add(*, conversation: Conversation, shared_by: User, username: str, permission: str) -> ConversationShare:
+def share_add(
+    *, conversation: Conversation, shared_by: User, username: str, permission: str, address: str = ""
+) -> ConversationShare:
     """Share with a colleague, or change what they may do (one share per person)."""
     if permission not in SharePermission.values:
         raise ChatError(_("Choose “Can read” or “Can write”."))
@@ -50,10 +54,13 @@ def share_add(*, conversation: Conversation, shared_by: User, username: str, per
                               "title": conversation.title, "by": shared_by.get_username()}),
             )
         events.access_changed(user_ids=[colleague.pk])
+        audit_record(actor=shared_by, action="share.created" if created else "share.changed",
+                     target=f"conversation {conversation.id}",
+                     detail={"with": colleague.get_username(), "permission": permission}, address=address)
     return share
 
 
-def share_remove(*, conversation: Conversation, user_id: int) -> bool:
+def share_remove(*, conversation: Conversation, user_id: int, actor: User | None = None, address: str = "") -> bool:
     with transaction.atomic():
         deleted, _rows = ConversationShare.objects.filter(conversation=conversation, user_id=user_id).delete()
         if deleted:
@@ -62,6 +69,9 @@ def share_remove(*, conversation: Conversation, user_id: int) -> bool:
                 events.relay({"type": "conversation", "id": str(conversation.id), "action": "unshared"}),
             )
             events.access_changed(user_ids=[user_id])
+            colleague = get_user_model().objects.filter(pk=user_id).values_list("username", flat=True).first()
+            audit_record(actor=actor, action="share.revoked", target=f"conversation {conversation.id}",
+                         detail={"with": colleague or user_id}, address=address)
     return bool(deleted)
 
 
@@ -71,7 +81,7 @@ class NewShareLink:
     token: str  # shown once: only its hash is stored
 
 
-def share_link_create(*, conversation: Conversation, created_by: User) -> NewShareLink:
+def share_link_create(*, conversation: Conversation, created_by: User, address: str = "") -> NewShareLink:
     """A snapshot of the conversation's current branch, as it is now."""
     if conversation.current_leaf_id is None:
         raise ChatError(_("There is nothing to share yet: send a message first."))
@@ -85,14 +95,22 @@ def share_link_create(*, conversation: Conversation, created_by: User) -> NewSha
         title=conversation.title,
         created_by=created_by,
     )
+    audit_record(actor=created_by, action="sharelink.created", target=f"conversation {conversation.id}",
+                 detail={"link": link.pk, "key": key}, address=address)
     return NewShareLink(link=link, token=f"{key}.{secret}")
 
 
-def share_link_revoke(*, conversation: Conversation, link_id: object) -> bool:
+def share_link_revoke(
+    *, conversation: Conversation, link_id: object, actor: User | None = None, address: str = ""
+) -> bool:
     if not isinstance(link_id, int) or isinstance(link_id, bool):
         return False
-    return bool(
+    revoked = bool(
         ShareLink.objects.filter(conversation=conversation, pk=link_id, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
     )
+    if revoked:
+        audit_record(actor=actor, action="sharelink.revoked", target=f"conversation {conversation.id}",
+                     detail={"link": link_id}, address=address)
+    return revoked

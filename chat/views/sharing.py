@@ -9,6 +9,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.services import client_address
+
 from .. import services, tree
 from ..access import Access, ShareLinkNotFound, ShareLinkRevoked, share_link_access
 from ..models import Conversation, ConversationShare, ShareLink
@@ -54,7 +56,8 @@ def conversation_shares(request: HttpRequest, conversation_id: str) -> JsonRespo
         username, permission = body.get("username"), body.get("permission", "read")
         if not isinstance(username, str) or not isinstance(permission, str) or len(username) > 254:
             return malformed()
-        services.share_add(conversation=conversation, shared_by=signed_in(request), username=username, permission=permission)
+        services.share_add(conversation=conversation, shared_by=signed_in(request), username=username,
+                           permission=permission, address=client_address(request))
     return JsonResponse(_shares(conversation))
 
 
@@ -63,7 +66,8 @@ def conversation_shares(request: HttpRequest, conversation_id: str) -> JsonRespo
 @json_view
 def conversation_share_remove(request: HttpRequest, conversation_id: str, user_id: int) -> JsonResponse:
     conversation, _level = conversation_for(request, conversation_id, Access.OWNER)
-    services.share_remove(conversation=conversation, user_id=user_id)
+    services.share_remove(conversation=conversation, user_id=user_id, actor=signed_in(request),
+                          address=client_address(request))
     return JsonResponse(_shares(conversation))
 
 
@@ -72,7 +76,8 @@ def conversation_share_remove(request: HttpRequest, conversation_id: str, user_i
 @json_view
 def share_link_create(request: HttpRequest, conversation_id: str) -> JsonResponse:
     conversation, _level = conversation_for(request, conversation_id, Access.OWNER)
-    created = services.share_link_create(conversation=conversation, created_by=signed_in(request))
+    created = services.share_link_create(conversation=conversation, created_by=signed_in(request),
+                                         address=client_address(request))
     return JsonResponse(
         {"id": created.link.id, "url": request.build_absolute_uri(f"/s/{created.token}/"), **_shares(conversation)},
         status=201,
@@ -84,7 +89,8 @@ def share_link_create(request: HttpRequest, conversation_id: str) -> JsonRespons
 @json_view
 def share_link_revoke(request: HttpRequest, conversation_id: str, link_id: int) -> JsonResponse:
     conversation, _level = conversation_for(request, conversation_id, Access.OWNER)
-    services.share_link_revoke(conversation=conversation, link_id=link_id)
+    services.share_link_revoke(conversation=conversation, link_id=link_id, actor=signed_in(request),
+                               address=client_address(request))
     return JsonResponse(_shares(conversation))
 
 

@@ -124,16 +124,20 @@ def model_access_set(
     model: LLMModel,
     access: str,
     user_ids: Iterable[int] = (),
+    group_ids: Iterable[int] = (),
     project_ids: Iterable[object] = (),
 ) -> LLMModel:
-    """Let everyone, or only the listed users and the members of the listed projects, use
-    ``model`` (staff always can)."""
+    """Let everyone, or only the listed users and the members of the listed groups and
+    projects, use ``model`` (staff always can)."""
     if access not in Access.values:
         raise ModelError(f"Unknown access {access!r}; use one of {', '.join(Access.values)}.")
     from django.contrib.auth import get_user_model
 
     restricted = access == Access.RESTRICTED
+    from django.contrib.auth.models import Group
+
     users = list(get_user_model().objects.filter(pk__in=list(user_ids)).values_list("pk", flat=True)) if restricted else []
+    groups = sorted(Group.objects.filter(pk__in=list(group_ids)).values_list("pk", flat=True)) if restricted else []
     # The project model by relation, not import: models_admin sits below projects.
     project_model = LLMModel._meta.get_field("allowed_projects").related_model
     assert not isinstance(project_model, str)
@@ -142,12 +146,13 @@ def model_access_set(
         model.access = access
         model.save(update_fields=["access"])
         model.allowed_users.set(users)
+        model.allowed_groups.set(groups)
         model.allowed_projects.set(projects)
         admin_action_record(
             actor=actor,
             action="model.access",
             target=model.full_name,
-            details={"access": access, "users": users, "projects": sorted(str(p) for p in projects)},
+            details={"access": access, "users": users, "groups": groups, "projects": sorted(str(p) for p in projects)},
         )
     models_changed("access")
     return model

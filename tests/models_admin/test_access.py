@@ -45,7 +45,7 @@ def test_access_edit_is_saved_and_audited(alice: AbstractUser, charlie: Abstract
     assert secret_model.access == Access.RESTRICTED
     assert list(secret_model.allowed_users.values_list("username", flat=True)) == ["alice"]
     action = AdminAction.objects.get(action="model.access")
-    assert action.actor == admin_user and action.details == {"access": "restricted", "users": [alice.pk], "projects": []}
+    assert action.actor == admin_user and action.details == {"access": "restricted", "users": [alice.pk], "groups": [], "projects": []}
 
 
 @pytest.mark.django_db
