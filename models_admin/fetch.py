@@ -28,6 +28,7 @@ import httpx
 
 from inference.fit import format_bytes
 from models_admin.names import InvalidModelName, parse_model_name
+from models_admin.readable import readable_error
 
 MAX_REDIRECTS: Final = 5
 PROGRESS_INTERVAL: Final = 0.25
@@ -157,7 +158,7 @@ def _vet(
         try:
             addresses = [str(a) for a in resolver(host, port)]
         except OSError as exc:
-            raise DownloadError(f"Could not resolve {host}: {exc}.") from None
+            raise DownloadError(f"{readable_error(exc)} ({host})") from exc
         if not addresses:
             raise DownloadError(f"Could not resolve {host}: no addresses.")
 
@@ -231,7 +232,7 @@ def _send(client: httpx.Client, target: _Target, headers: httpx.Headers) -> http
             return client.send(request, stream=True)
         except httpx.ConnectError as exc:
             error = exc
-    raise DownloadError(f"Could not connect to {target.host}: {error}.")
+    raise DownloadError(f"{readable_error(error) if error else 'No address to connect to.'} ({target.host})") from error
 
 
 @contextmanager

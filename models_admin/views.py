@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -26,9 +27,15 @@ from .services import endpoints as endpoint_services
 from .services import pulls as pull_services
 from .services import registry as registry_services
 from .services.errors import ModelError
+from .readable import readable_error
 from .sources import SourceError, estimate_source, parse_source
 
 View = Callable[..., HttpResponseBase]
+
+
+logger = logging.getLogger(__name__)
+# Session key: what the admin typed into a pull that was refused.
+_PULL_TYPED = "models_admin.pull_typed"
 
 
 def staff_required(view: View) -> View:
@@ -81,7 +88,8 @@ def _page_context() -> dict[str, Any]:
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     context = _page_context()
-    context.update(pull_form=PullForm(), endpoint_form=EndpointForm())
+    # A refused pull comes back here with what the admin typed (kept for one page view).
+    context.update(pull_form=PullForm(initial=request.session.pop(_PULL_TYPED, None)), endpoint_form=EndpointForm())
     return render(request, "models_admin/index.html", context)
 
 
@@ -105,6 +113,7 @@ def pull_create(request: HttpRequest) -> HttpResponse:
         )
     except ModelError as exc:
         messages.error(request, exc.message)
+        request.session[_PULL_TYPED] = {k: str(form.cleaned_data.get(k) or "")[:1000] for k in ("source", "model_name")}
         return _back("pull")
     messages.success(request, _("Pulling %(source)s as %(model)s.") % {"source": pull.source, "model": pull.model_name})
     return _back("pulls")
@@ -143,7 +152,9 @@ def estimate(request: HttpRequest) -> JsonResponse:
     except SourceError as exc:
         return JsonResponse({"error": exc.message}, status=400)
     except (UnsafeURL, DownloadError, InvalidGGUF, InvalidModelName, ValueError, OSError) as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+        logger.info("estimate refused: %r", exc)
+        # Download errors are already said for people (models_admin.readable, in fetch).
+        return JsonResponse({"error": str(exc) if isinstance(exc, DownloadError) else readable_error(exc)}, status=400)
     return JsonResponse(report.as_json())
 
 

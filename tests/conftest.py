@@ -88,12 +88,15 @@ class LiveServer:
 
 
 @contextmanager
-def start_live_server(django_db_blocker: Any, log_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+def start_live_server(
+    django_db_blocker: Any, log_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[LiveServer]:
     """Run the real platform (daphne + embedded engine) on a loopback port over the test
-    database; ``extra_env`` configures it as an operator would."""
+    database; ``extra_env`` configures it as an operator would. ``port``: one chosen in
+    advance (the sign-in tests tell the OpenID provider the callback address first)."""
     with django_db_blocker.unblock():
         database_url = _test_database_url()
-    port = free_port()
+    port = port or free_port()
     log = log_dir / "daphne.log"
     env = {
         **os.environ,
@@ -143,6 +146,23 @@ def live_platform(django_db_setup: None, django_db_blocker: Any, tmp_path_factor
     """
     with start_live_server(django_db_blocker, tmp_path_factory.mktemp("live")) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with an empty cache, as with its fresh database. Counters kept there are
+    keyed by user id or address (quotas, the forged-header audit): ids repeat between runs on
+    a new test database, so a count left in Redis by an earlier test or run would leak in."""
+    from django.core.cache import cache
+
+    backend: Any = getattr(cache, "_cache", None)
+    if backend is not None and hasattr(backend, "get_client"):  # Redis: only this cache's keys,
+        client = backend.get_client(write=True)  # not the Celery queues in the same database
+        keys = list(client.scan_iter(match=cache.make_key("*"), count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ from ..sources import shape_details
 from .audit import admin_action_record, models_changed
 from .errors import ModelError, UserLike
 from .files import file_sha256, remove_unused_file
+from .templates import chat_template_check
 
 BUNDLED_MODEL_NAME = "smollm2:135m"
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -355,6 +356,7 @@ def model_create(
                 "TEMPLATE must be a Jinja chat template as in GGUF files ({% for message in messages %}…), "
                 "not an Ollama Go template ({{ .Prompt }})."
             )
+        chat_template_check(chosen_template)
     chosen_system = system or parsed.system
     values: dict[str, Any] = {field: getattr(base, field) for field in _COPIED_FIELDS}
     parameters_ = {**(base.parameters or {}), **parsed.parameters, **extra}

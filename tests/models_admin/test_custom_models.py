@@ -166,6 +166,14 @@ async def test_bad_modelfiles_are_refused_with_a_reason(admin_user: AbstractUser
         "FROM smollm2:135m\nTEMPLATE {{ .Prompt }}\n": "Jinja",
         "FROM ./weights.gguf\n": "import the file first",
         "FROM smollm2:135m\nPARAMETER num_ctx lots\n": "num_ctx",
+        # Chat templates are rendered on a sample chat when saved, not when someone chats.
+        'FROM smollm2:135m\nTEMPLATE """{% for m in messages %}{{ m.content }}\n"""\n': "error on line 1",
+        'FROM smollm2:135m\nTEMPLATE """{{ messages | nosuchfilter }}"""\n': "nosuchfilter",
+        'FROM smollm2:135m\nTEMPLATE """{% for m in messages %}{{ m.role }}{% endfor %}"""\n': "leaves out the messages' text",
+        'FROM smollm2:135m\nTEMPLATE """{{ raise_exception(\'System role not supported\') }}"""\n': "System role not supported",
+        'FROM smollm2:135m\nTEMPLATE """{{ messages.__class__.__mro__ }}"""\n': "fails on an ordinary chat",
+        # Loops for ever without writing anything: the check's child process is stopped.
+        'FROM smollm2:135m\nTEMPLATE """{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}"""\n': "did not finish",
     }
     for modelfile, reason in cases.items():
         with pytest.raises(ModelError) as refused:

@@ -105,8 +105,13 @@ def test_pull_form_starts_a_pull_and_the_page_lists_it(staff: Client, models_dir
 
 def test_pull_form_explains_a_refusal(staff: Client, models_dir: Path) -> None:
     response = staff.post("/admin/models/pull/", {"source": "http://169.254.169.254/latest"}, follow=True)
-    assert "not allowed" in response.content.decode()
+    html = response.content.decode()
+    assert "not allowed" in html
     assert not Pull.objects.exists()
+    # What the admin typed is still in the field, to correct rather than retype.
+    assert 'value="http://169.254.169.254/latest"' in html
+    # ... once: a later visit shows an empty form again.
+    assert 'value="http://169.254.169.254/latest"' not in staff.get("/admin/models/").content.decode()
 
 
 def test_finished_pulls_show_their_error_after_a_reload(staff: Client, admin_user: AbstractUser) -> None:
@@ -173,6 +178,21 @@ def test_estimate_refuses_unsafe_sources(staff: Client, models_dir: Path, settin
     assert response.status_code == 400 and "not allowed" in response.json()["error"]
     response = staff.post("/admin/models/estimate/", {"source": "../../etc/shadow.gguf"})
     assert response.status_code == 400 and "outside the import folder" in response.json()["error"]
+
+
+def test_estimate_says_in_words_when_a_server_cannot_be_found_or_reached(staff: Client, models_dir: Path, settings: Any) -> None:
+    settings.PULL_ALLOW_HOSTS = ["no-such-host.invalid", "127.0.0.1"]
+    settings.PULL_ALLOW_PRIVATE = True
+    unknown = staff.post("/admin/models/estimate/", {"source": "http://no-such-host.invalid/m.gguf"})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"] == (
+        "The server's name could not be found. Check the address, or whether this server can reach it."
+        " (no-such-host.invalid)"
+    )
+    refused = staff.post("/admin/models/estimate/", {"source": "http://127.0.0.1:9/m.gguf"})
+    assert refused.status_code == 400
+    assert "Errno" not in refused.json()["error"]
+    assert refused.json()["error"] == "The server refused the connection: nothing is listening at that address. (127.0.0.1)"
 
 
 def test_table_fragment_is_the_table_alone(staff: Client, smollm: LLMModel) -> None:
