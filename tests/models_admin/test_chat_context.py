@@ -25,7 +25,7 @@ def staff(admin_user: AbstractUser) -> Client:
 def _context_cell(html: str, model: str) -> str:
     row = html[html.index(f'data-model="{model}"') :]
     row = row[: row.index("</tr>")]
-    cells = row.split('<td class="num"')
+    cells = row.split('class="num"')
     return cells[2]  # size, then context
 
 
