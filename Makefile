@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup install browser check typecheck bench clean
+.PHONY: run test setup install browser check typecheck bench clean messages
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -31,11 +31,12 @@ run: setup
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m platform.run
 
 # Debian's Chromium for the browser tests (Playwright's own browser download cannot work
-# offline). Skipped when it is already there.
+# offline), with a font for Chinese (the zh-hans pages and screenshots). Skipped when there.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
-		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; fi; \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); fi; \
 	fi
 
 # The OpenID provider the sign-in tests run on loopback (npm's oidc-provider), with Node.
@@ -51,12 +52,18 @@ test: install browser $(NODE_STAMP)
 
 check:
 	$(PY) manage.py check
+	$(PY) scripts/check_i18n.py
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/lint-imports
 	DEBUG=false SECRET_KEY=ci-check-$$(date +%s)-not-a-real-key-0123456789abcdefghijklmnopqrstuvwxyz \
 	  SECURE_SSL_REDIRECT=true SECURE_HSTS_SECONDS=31536000 SECURE_HSTS_INCLUDE_SUBDOMAINS=true \
 	  SECURE_HSTS_PRELOAD=true ALLOWED_HOSTS=chat.example.com \
 	  $(PY) manage.py check --deploy --fail-level WARNING
+
+# After changing UI text: extract the marked strings into locale/*/ and compile the catalogs
+# (docs/TRANSLATING.md). `make check` fails until every language has every string.
+messages: install
+	$(PY) scripts/check_i18n.py --update
 
 typecheck:
 	$(PY) -m mypy

@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
-from .models import ApiKey, Quota, UsageDaily, UsageRecord
+from .models import ApiKey, Preferences, Quota, UsageDaily, UsageRecord
 
 UserLike = AbstractBaseUser | AnonymousUser
 
@@ -169,3 +169,8 @@ def tokens_used(*, user_id: int, now: datetime | None = None) -> TokensUsed:
             or 0
         )
     return TokensUsed(today=raw["today"] or 0, month=rolled + (raw["recent"] or 0))
+
+
+def language_of(user: AbstractBaseUser) -> str:
+    """The language ``user`` chose, or "" to follow the browser."""
+    return Preferences.objects.filter(user_id=user.pk).values_list("language", flat=True).first() or ""

@@ -15,10 +15,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.services import audit_record
 
-from .models import ApiKey, Quota, UsageDaily, UsageOutcome, UsageRecord, UsageSource
+from .models import ApiKey, Preferences, Quota, UsageDaily, UsageOutcome, UsageRecord, UsageSource
 from .selectors import day_bounds, hash_secret
 
 KEY_PREFIX = "sk-plat-"
@@ -167,3 +168,12 @@ def user_create(*, username: str, password: str | None, is_admin: bool = False) 
         else:
             user = User.objects.create_user(username=username, email="", password=password)
     return user, password
+
+
+def language_set(*, user: AbstractBaseUser, language: str) -> None:
+    """Store the language ``user`` reads the platform in; "" follows the browser again."""
+    from .language import supported
+
+    if language and not supported(language):
+        raise ValidationError(_("This language is not available."), code="invalid")
+    Preferences.objects.update_or_create(user_id=user.pk, defaults={"language": language})

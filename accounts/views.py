@@ -1,13 +1,14 @@
-"""The API-key pages: each person creates and revokes their own keys."""
+"""Each person's own settings: API keys (created and revoked by their owner) and language."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -15,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from audit.services import client_address
 
 from . import selectors, services
+from .language import SESSION_KEY, set_language_cookie, supported
 from .forms import ApiKeyForm
 
 
@@ -68,3 +70,29 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
         request, _("The key “%(name)s” was revoked. Programs using it can no longer connect.") % {"name": api_key.name}
     )
     return redirect("keys")
+
+
+@require_POST
+def language_choose(request: HttpRequest) -> HttpResponse:
+    """The language switcher: stored with the account when signed in, in a cookie always.
+
+    An empty choice follows the browser again. Back to ``next`` when it is on this site.
+    """
+    language = request.POST.get("language", "")
+    if language and not supported(language):
+        return HttpResponse(_("This language is not available."), status=400, content_type="text/plain")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = "/"
+    response = redirect(target)
+    if request.user.is_authenticated:
+        services.language_set(user=request.user, language=language)
+        if language:
+            request.session[SESSION_KEY] = language
+        else:
+            request.session.pop(SESSION_KEY, None)
+    if language:
+        set_language_cookie(response, language)
+    else:
+        response.delete_cookie(settings.LANGUAGE_COOKIE_NAME, path=settings.LANGUAGE_COOKIE_PATH)
+    return response

@@ -14,6 +14,7 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from .models import Conversation
 
@@ -34,11 +35,11 @@ class ConversationAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return super().get_queryset(request).annotate(messages_total=Count("messages"))
 
-    @admin.display(description="messages", ordering="messages_total")
+    @admin.display(description=_("messages"), ordering="messages_total")
     def message_count(self, conversation: Any) -> int:
         return int(conversation.messages_total)
 
-    @admin.display(description="read")
+    @admin.display(description=_("read"))
     def transcript(self, conversation: Any) -> str:
         """A link to the audited read-only page, only where ADMIN_CAN_READ_CONVERSATIONS is on."""
         if not settings.ADMIN_CAN_READ_CONVERSATIONS:

@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from inference.gguf_info import GGUFInfo
 
 GiB: Final = 1 << 30
@@ -232,17 +236,18 @@ def fit_verdict(
     fitting = max_parallel_at(context)
     if fitting >= parallel:
         est = estimate(context, parallel)
-        chats = "chat" if fitting == 1 else "parallel chats"
         return FitVerdict(
             status="fits",
             context_length=context,
             max_parallel=fitting,
             estimate=est,
             available_bytes=available_bytes,
-            message=(
-                f"Fits: {format_bytes(est.total)} of {have}; "
-                f"up to {fitting} {chats} at {context} tokens."
-            ),
+            message=ngettext(
+                "Fits: %(size)s of %(have)s; up to %(count)d chat at %(context)d tokens.",
+                "Fits: %(size)s of %(have)s; up to %(count)d parallel chats at %(context)d tokens.",
+                fitting,
+            )
+            % {"size": format_bytes(est.total), "have": have, "count": fitting, "context": context},
         )
     if fitting >= 1:
         est = estimate(context, fitting)
@@ -252,10 +257,12 @@ def fit_verdict(
             max_parallel=fitting,
             estimate=est,
             available_bytes=available_bytes,
-            message=(
-                f"Fits with fewer parallel chats: {fitting} instead of {parallel} "
-                f"at {context} tokens ({format_bytes(est.total)} of {have})."
-            ),
+            message=_(
+                "Fits with fewer parallel chats: %(count)d instead of %(parallel)d "
+                "at %(context)d tokens (%(size)s of %(have)s)."
+            )
+            % {"count": fitting, "parallel": parallel, "context": context,
+               "size": format_bytes(est.total), "have": have},
         )
 
     floor = min(MIN_USEFUL_CONTEXT, context)
@@ -269,10 +276,11 @@ def fit_verdict(
             max_parallel=1,
             estimate=est,
             available_bytes=available_bytes,
-            message=(
-                f"Fits with a shorter context: {reduced} tokens instead of {context}, "
-                f"one chat at a time ({format_bytes(est.total)} of {have})."
-            ),
+            message=_(
+                "Fits with a shorter context: %(reduced)d tokens instead of %(context)d, "
+                "one chat at a time (%(size)s of %(have)s)."
+            )
+            % {"reduced": reduced, "context": context, "size": format_bytes(est.total), "have": have},
         )
     # Report the least it would take: one chat at the shortest useful context.
     est = estimate(floor, 1)
@@ -282,7 +290,8 @@ def fit_verdict(
         max_parallel=0,
         estimate=est,
         available_bytes=available_bytes,
-        message=f"Does not fit: needs at least {format_bytes(est.total)}, {have} available.",
+        message=_("Does not fit: needs at least %(size)s, %(have)s available.")
+        % {"size": format_bytes(est.total), "have": have},
     )
 
 
@@ -293,5 +302,6 @@ def format_bytes(size: int) -> str:
     while abs(value) >= 1024 and index < len(units) - 1:
         value /= 1024
         index += 1
-    text = f"{value:.0f}" if index == 0 or abs(value) >= 100 else f"{value:.1f}".removesuffix(".0")
-    return f"{text} {units[index]}"
+    # One decimal below 100, none where it would be ".0"; the separator follows the language.
+    places = 0 if index == 0 or abs(value) >= 100 or round(value, 1) == round(value) else 1
+    return f"{number_format(round(value, places), decimal_pos=places)} {units[index]}"

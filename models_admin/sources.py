@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from inference.gguf_info import GGUF_MAGIC, gguf_info_from_prefix
 
@@ -350,7 +351,7 @@ def fit_report(
             context_length=context,
             parallel=parallel,
             verdict=None,
-            message="Unknown: set GPU_MEMORY_BYTES to the memory of the vLLM server's GPU.",
+            message=_("Unknown: set GPU_MEMORY_BYTES to the memory of the vLLM server's GPU."),
             facts=facts or {},
         )
     verdict = fit_verdict(shape=shape, available_bytes=available, context_length=context, parallel=parallel)

@@ -121,6 +121,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A signed-in person's chosen language wins over the browser's (accounts/language.py).
+    "accounts.language.user_language",
     # The client's address for every audit entry written during the request (audit/middleware.py).
     "audit.middleware.request_address",
     # A self-registered account waiting for approval sees only the waiting page.
@@ -382,7 +384,10 @@ LANGUAGES = [
     ("fr", "Français"),
     ("zh-hans", "简体中文"),
 ]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# LOCALE_DIR only for scripts/check_i18n.py, which extracts into a copy to find stale catalogs.
+LOCALE_PATHS = [Path(env.str("LOCALE_DIR", default=str(BASE_DIR / "locale")))]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

@@ -5,7 +5,9 @@ that is binary, too large (``WS_MAX_FRAME_BYTES``), not JSON, nested too deeply,
 unpaired surrogates or NULs, or is not a JSON object gets one
 ``{"type": "error", "error": "<message>"}`` frame and the socket stays open; only a JSON
 object reaches ``receive_json``. An exception that escapes a handler is logged and answered
-the same way, instead of channels' close with 1011.
+the same way, instead of channels' close with 1011. Its messages are in the language of the
+page that opened the socket: the language cookie (kept in step with a signed-in person's
+choice by ``accounts.language``), else the browser's ``Accept-Language``.
 
 ``RefuseConsumer`` is a plain ASGI application for the catch-all socket route: it accepts
 the handshake and closes at once with code 4404. A close *before* accepting would reach the
@@ -20,6 +22,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.http import HttpRequest
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from .json import BadJson, parse_json
@@ -31,8 +35,23 @@ logger = logging.getLogger(__name__)
 NOT_FOUND_CLOSE_CODE = 4404
 
 
+def language_for_scope(scope: dict[str, Any]) -> str:
+    """The language Django would pick for an HTTP request with this socket's cookie and headers."""
+    request = HttpRequest()
+    request.COOKIES = dict(scope.get("cookies") or {})
+    for name, value in scope.get("headers") or ():
+        if name == b"accept-language":
+            request.META["HTTP_ACCEPT_LANGUAGE"] = value.decode("latin-1")[:500]
+    return translation.get_language_from_request(request)
+
+
 class SafeJsonConsumer(AsyncJsonWebsocketConsumer):
     """JSON-object frames in, ``{"type": "error", ...}`` out for everything else."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Everything this socket says, also from the jobs it starts, in the page's language.
+        with translation.override(language_for_scope(scope)):
+            await super().__call__(scope, receive, send)
 
     #: How deeply a frame may nest ``[``/``{``; no request of ours goes deeper than 2.
     max_depth = 32

@@ -4,7 +4,7 @@
 (function () {
   "use strict";
 
-  const t = typeof window.gettext === "function" ? window.gettext : (text) => text;
+  const gettext = typeof window.gettext === "function" ? window.gettext : (text) => text;
   const fmt = typeof window.interpolate === "function"
     ? (text, values) => window.interpolate(text, values, true)
     : (text, values) => text.replace(/%\((\w+)\)s/g, (_m, key) => String(values[key]));
@@ -14,11 +14,11 @@
   if (!main || !pullList) return;
 
   const STATUS_LABELS = {
-    queued: t("Queued"),
-    running: t("Running"),
-    succeeded: t("Succeeded"),
-    failed: t("Failed"),
-    cancelled: t("Cancelled"),
+    queued: gettext("Queued"),
+    running: gettext("Running"),
+    succeeded: gettext("Succeeded"),
+    failed: gettext("Failed"),
+    cancelled: gettext("Cancelled"),
   };
   const ACTIVE = new Set(["queued", "running"]);
 
@@ -39,10 +39,10 @@
   function formatDuration(seconds) {
     if (seconds === null || seconds === undefined || !isFinite(seconds)) return "";
     const s = Math.max(0, Math.round(seconds));
-    if (s < 60) return fmt(t("%(s)s s left"), { s: s });
+    if (s < 60) return fmt(gettext("%(s)s s left"), { s: s });
     const m = Math.floor(s / 60);
-    if (m < 60) return fmt(t("%(m)s min %(s)s s left"), { m: m, s: s % 60 });
-    return fmt(t("%(h)s h %(m)s min left"), { h: Math.floor(m / 60), m: m % 60 });
+    if (m < 60) return fmt(gettext("%(m)s min %(s)s s left"), { m: m, s: s % 60 });
+    return fmt(gettext("%(h)s h %(m)s min left"), { h: Math.floor(m / 60), m: m % 60 });
   }
 
   function csrfToken() {
@@ -168,15 +168,15 @@
     const list = document.createElement("dl");
     const facts = data.facts || {};
     const rows = [
-      [t("Model"), [facts.family, facts.parameter_size, facts.quantization, facts.format].filter(Boolean).join(" · ")],
-      [t("Download"), facts.file_size ? formatBytes(facts.file_size) : ""],
-      [t("Weights"), formatBytes(data.weights_bytes)],
-      [t("KV cache"), fmt(t("%(size)s for %(n)s × %(ctx)s tokens"), {
+      [gettext("Model"), [facts.family, facts.parameter_size, facts.quantization, facts.format].filter(Boolean).join(" · ")],
+      [gettext("Download"), facts.file_size ? formatBytes(facts.file_size) : ""],
+      [gettext("Weights"), formatBytes(data.weights_bytes)],
+      [gettext("KV cache"), fmt(gettext("%(size)s for %(n)s × %(ctx)s tokens"), {
         size: formatBytes(data.kv_cache_bytes), n: chatsEstimated(data), ctx: data.context_length,
       })],
-      [t("Buffers"), formatBytes(data.overhead_bytes)],
-      [t("Total"), fmt(t("%(total)s of %(available)s"), { total: formatBytes(data.total_bytes), available: formatBytes(data.available_bytes) })],
-      [t("Engine"), data.backend === "vllm" ? "vLLM" : t("embedded (llama.cpp)")],
+      [gettext("Buffers"), formatBytes(data.overhead_bytes)],
+      [gettext("Total"), fmt(gettext("%(total)s of %(available)s"), { total: formatBytes(data.total_bytes), available: formatBytes(data.available_bytes) })],
+      [gettext("Engine"), data.backend === "vllm" ? "vLLM" : gettext("embedded (llama.cpp)")],
     ];
     for (const [label, value] of rows) {
       if (!value) continue;
@@ -198,7 +198,7 @@
     if (parallel) body.set("parallel", parallel);
     result.hidden = false;
     result.dataset.status = "";
-    result.textContent = t("Reading the model's header…");
+    result.textContent = gettext("Reading the model's header…");
     fetch(main.dataset.estimateUrl, {
       method: "POST",
       body: body,
@@ -207,13 +207,13 @@
     })
       .then((response) => response.json())
       .then(renderEstimate)
-      .catch(() => renderEstimate({ error: t("The estimate failed. Please try again.") }));
+      .catch(() => renderEstimate({ error: gettext("The estimate failed. Please try again.") }));
   }
 
   document.getElementById("estimate-button").addEventListener("click", () => {
     const source = document.getElementById("id_source").value.trim();
     if (source) estimate(source);
-    else renderEstimate({ error: t("Type a model to pull first.") });
+    else renderEstimate({ error: gettext("Type a model to pull first.") });
   });
 
   document.addEventListener("click", (event) => {

@@ -4,7 +4,7 @@
   "use strict";
 
   // The jsi18n catalog loads deferred before this file; fall back to the text as written.
-  const t = function (text) {
+  const gettext = function (text) {
     return typeof window.gettext === "function" ? window.gettext(text) : text;
   };
 
@@ -43,7 +43,7 @@
           body: JSON.stringify({ project: button.dataset.project }),
         });
       } catch (error) {
-        showError(t("Cannot reach the server. Check your connection and try again."));
+        showError(gettext("Cannot reach the server. Check your connection and try again."));
         button.disabled = false;
         return;
       }
@@ -60,9 +60,9 @@
         return;
       }
       if (response.redirected) {
-        showError(t("Your session has expired. Reload the page and sign in again."));
+        showError(gettext("Your session has expired. Reload the page and sign in again."));
       } else {
-        showError((data && data.error) || t("The conversation could not be created. Reload the page and try again."));
+        showError((data && data.error) || gettext("The conversation could not be created. Reload the page and try again."));
       }
       button.disabled = false;
     });
