@@ -10,57 +10,30 @@ from django.contrib.auth.models import Group, User
 from django.contrib.auth.password_validation import password_validators_help_text_html
 from django.utils.translation import gettext_lazy as _
 
+from accounts.names import MAX_NAMES, find_by_name, split_names
 from projects.models import Project, ProjectRole
 
-#: Names one "add" box may carry.
-MAX_NAMES = 200
-
 _NAME_INPUT = {"autocomplete": "off", "spellcheck": "false"}
-
-
-def split_names(raw: str, *, spaces: bool) -> list[str]:
-    """Comma- (and, for usernames, space-) separated names, in order, without repeats."""
-    parts = raw.replace("\n", ",").split(",")
-    if spaces:
-        parts = [word for part in parts for word in part.split()]
-    names: list[str] = []
-    for part in parts:
-        name = " ".join(part.split())
-        if name and name not in names:
-            names.append(name)
-    return names
 
 
 def _users_by_name(raw: str) -> list[User]:
     names = split_names(raw, spaces=True)
     if len(names) > MAX_NAMES:
         raise forms.ValidationError(_("Name at most %(n)d people at a time.") % {"n": MAX_NAMES})
-    found = {u.username.lower(): u for u in User.objects.filter(username__in=names)}
-    missing = [n for n in names if n.lower() not in found]
-    for name in list(missing):  # a second, bounded pass for names typed in another case
-        user = User.objects.filter(username__iexact=name).first()
-        if user is not None:
-            found[name.lower()] = user
-            missing.remove(name)
+    users, missing = find_by_name(User.objects.all(), "username", names)
     if missing:
         raise forms.ValidationError(_("Nobody is called %(names)s.") % {"names": ", ".join(missing)})
-    return [found[n.lower()] for n in names]
+    return users
 
 
 def _groups_by_name(raw: str) -> list[Group]:
     names = split_names(raw, spaces=False)
     if len(names) > MAX_NAMES:
         raise forms.ValidationError(_("Name at most %(n)d groups at a time.") % {"n": MAX_NAMES})
-    found = {g.name.lower(): g for g in Group.objects.filter(name__in=names)}
-    missing = [n for n in names if n.lower() not in found]
-    for name in list(missing):
-        group = Group.objects.filter(name__iexact=name).first()
-        if group is not None:
-            found[name.lower()] = group
-            missing.remove(name)
+    groups, missing = find_by_name(Group.objects.all(), "name", names)
     if missing:
         raise forms.ValidationError(_("There is no group called %(names)s.") % {"names": ", ".join(missing)})
-    return [found[n.lower()] for n in names]
+    return groups
 
 
 class UserFilterForm(forms.Form):

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 
+from accounts.names import MAX_NAMES, find_by_name, split_names
 from inference import parameters
 
 from .models import Access, LLMModel, ModelStatus
@@ -46,22 +47,6 @@ class CopyForm(forms.Form):
 
 
 # Names one "add" box may carry: enough to paste a team, not an unbounded lookup.
-MAX_NAMES_PER_ADD = 200
-
-
-def _names(raw: str, *, split_spaces: bool) -> list[str]:
-    """Comma- (and for usernames also space-) separated names, in order, without repeats."""
-    parts = raw.replace("\n", ",").split(",")
-    if split_spaces:
-        parts = [word for part in parts for word in part.split()]
-    names: list[str] = []
-    for part in parts:
-        name = " ".join(part.split())
-        if name and name not in names:
-            names.append(name)
-    return names
-
-
 def _audience_users() -> Any:
     """Who may be named on a model: active users without admin rights (admins use every model)."""
     return get_user_model().objects.filter(is_active=True, is_staff=False).order_by("username")
@@ -124,38 +109,24 @@ class AccessForm(forms.Form):
         projects.queryset = project_model._default_manager.order_by("name")
 
     def clean_add_users(self) -> list[Any]:
-        names = _names(self.cleaned_data.get("add_users") or "", split_spaces=True)
-        if len(names) > MAX_NAMES_PER_ADD:
-            raise forms.ValidationError(_("Add at most %(n)d users at a time.") % {"n": MAX_NAMES_PER_ADD})
-        audience = _audience_users()
-        found = {u.get_username().lower(): u for u in audience.filter(username__in=names)}
-        missing = [n for n in names if n.lower() not in found]
-        # username__in is exact; a second, bounded pass finds names typed in another case.
-        for name in list(missing):
-            user = audience.filter(username__iexact=name).first()
-            if user is not None:
-                found[name.lower()] = user
-                missing.remove(name)
+        names = split_names(self.cleaned_data.get("add_users") or "", spaces=True)
+        if len(names) > MAX_NAMES:
+            raise forms.ValidationError(_("Add at most %(n)d users at a time.") % {"n": MAX_NAMES})
+        users, missing = find_by_name(_audience_users(), "username", names)
         if missing:
             raise forms.ValidationError(
                 _("No active user without admin rights is called %(names)s.") % {"names": ", ".join(missing)}
             )
-        return list(found.values())
+        return users
 
     def clean_add_groups(self) -> list[Group]:
-        names = _names(self.cleaned_data.get("add_groups") or "", split_spaces=False)
-        if len(names) > MAX_NAMES_PER_ADD:
-            raise forms.ValidationError(_("Add at most %(n)d groups at a time.") % {"n": MAX_NAMES_PER_ADD})
-        found = {g.name.lower(): g for g in Group.objects.filter(name__in=names)}
-        missing = [n for n in names if n.lower() not in found]
-        for name in list(missing):  # a second, bounded pass for names typed in another case
-            group = Group.objects.filter(name__iexact=name).first()
-            if group is not None:
-                found[name.lower()] = group
-                missing.remove(name)
+        names = split_names(self.cleaned_data.get("add_groups") or "", spaces=False)
+        if len(names) > MAX_NAMES:
+            raise forms.ValidationError(_("Add at most %(n)d groups at a time.") % {"n": MAX_NAMES})
+        groups, missing = find_by_name(Group.objects.all(), "name", names)
         if missing:
             raise forms.ValidationError(_("There is no group called %(names)s.") % {"names": ", ".join(missing)})
-        return list(found.values())
+        return groups
 
     def user_ids(self) -> list[int]:
         """The selection after a valid POST: the kept boxes and the added names."""
