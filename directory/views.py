@@ -248,34 +248,36 @@ def user_group_remove(request: HttpRequest, user_id: int, group_id: int) -> Http
     return _back_to(person)
 
 
-@staff_required
-@require_POST
-def user_approve(request: HttpRequest, user_id: int) -> HttpResponse:
+def _decide_registration(request: HttpRequest, user_id: int, *, approve: bool) -> HttpResponse:
+    """Approve or refuse a waiting sign-up; back to the approval list either way."""
     person = _user_action(request, user_id)
     if person is None:
         return _not_found(request)
+    decide = services.registration_approve if approve else services.registration_reject
     try:
-        services.registration_approve(user=person, by=_admin(request), address=client_address(request))
+        decide(user=person, by=_admin(request), address=client_address(request))
     except DirectoryError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, _("%(name)s was approved and can use the platform.") % {"name": person.username})
+        done = (
+            _("%(name)s was approved and can use the platform.")
+            if approve
+            else _("The sign-up of %(name)s was refused and removed.")
+        )
+        messages.success(request, done % {"name": person.username})
     return redirect(reverse("directory:users") + "#approval")
+
+
+@staff_required
+@require_POST
+def user_approve(request: HttpRequest, user_id: int) -> HttpResponse:
+    return _decide_registration(request, user_id, approve=True)
 
 
 @staff_required
 @require_POST
 def user_reject(request: HttpRequest, user_id: int) -> HttpResponse:
-    person = _user_action(request, user_id)
-    if person is None:
-        return _not_found(request)
-    try:
-        services.registration_reject(user=person, by=_admin(request), address=client_address(request))
-    except DirectoryError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, _("The sign-up of %(name)s was refused and removed.") % {"name": person.username})
-    return redirect(reverse("directory:users") + "#approval")
+    return _decide_registration(request, user_id, approve=False)
 
 
 @staff_required
