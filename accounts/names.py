@@ -43,11 +43,11 @@ def find_by_name(queryset: QuerySet[M], field: str, names: list[str]) -> tuple[l
     for name in names:
         if name.lower() in found:
             continue
-        row = queryset.filter(**{f"{field}__iexact": name}).first()
-        if row is None:
+        match = queryset.filter(**{f"{field}__iexact": name}).first()
+        if match is None:
             missing.append(name)
         else:
-            found[name.lower()] = row
+            found[name.lower()] = match
     return [found[n.lower()] for n in names if n.lower() in found], missing
 
 
