@@ -44,7 +44,7 @@ class ConversationAdmin(admin.ModelAdmin):
         """A link to the audited read-only page, only where ADMIN_CAN_READ_CONVERSATIONS is on."""
         if not settings.ADMIN_CAN_READ_CONVERSATIONS:
             return "—"
-        return format_html('<a href="{}">read (audited)</a>', f"/admin/conversations/{conversation.id}/")
+        return format_html('<a href="{}">{}</a>', f"/admin/conversations/{conversation.id}/", _("read (audited)"))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -21,6 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -515,7 +516,7 @@ def group_members_add(request: HttpRequest, group_id: int) -> HttpResponse:
     else:
         added = services.group_members_add(group=group, users=form.cleaned_data["usernames"], by=_admin(request),
                                            address=client_address(request))
-        messages.success(request, _("Added %(n)d members.") % {"n": len(added)})
+        messages.success(request, ngettext("Added %(n)d member.", "Added %(n)d members.", len(added)) % {"n": len(added)})
     return redirect("directory:group", group_id=group.pk)
 
 
@@ -527,5 +528,5 @@ def group_member_remove(request: HttpRequest, group_id: int, user_id: int) -> Ht
     if group is None or person is None:
         return _not_found(request)
     services.group_member_remove(group=group, user=person, by=_admin(request), address=client_address(request))
-    messages.success(request, _("%(name)s left the group.") % {"name": person.username})
+    messages.success(request, _("%(name)s was removed from the group.") % {"name": person.username})
     return redirect("directory:group", group_id=group.pk)

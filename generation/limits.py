@@ -154,13 +154,16 @@ def count_request(*, user_id: int, limit: int | None, now: float | None = None) 
     count = _incr(_key("rpm", user_id, minute), 120)
     if count > limit:
         wait = max(1, math.ceil((minute + 1) * 60 - now))
+        # Two plurals (the limit's and the wait's) are two sentences; the languages join them.
+        reached = ngettext(
+            "You have reached your limit of %(limit)d request per minute.",
+            "You have reached your limit of %(limit)d requests per minute.",
+            limit,
+        ) % {"limit": limit}
+        retry = ngettext("Try again in %(wait)d second.", "Try again in %(wait)d seconds.", wait) % {"wait": wait}
         raise GenerationRefused(
-            ngettext(
-                "You have reached your limit of %(limit)d request per minute. Try again in %(wait)d seconds.",
-                "You have reached your limit of %(limit)d requests per minute. Try again in %(wait)d seconds.",
-                limit,
-            )
-            % {"limit": limit, "wait": wait},
+            # Translators: two sentences in a row; a language without spaces between them drops it.
+            _("%(first)s %(second)s") % {"first": reached, "second": retry},
             status=429,
             code="rate_limit_exceeded",
             retry_after=wait,

@@ -234,17 +234,31 @@ def _ids(path: Path) -> set[tuple[str | None, str, str]]:
     return {(e.msgctxt, e.msgid, e.msgid_plural) for e in polib.pofile(str(path)) if not e.obsolete}
 
 
+# What makemessages reads: the apps, the templates and the project's own JavaScript.
+SOURCES = [*PY_DIRS, "templates", "static"]
+
+
 def makemessages(locale_dir: Path) -> None:
-    """Extract every marked string into the catalogs under ``locale_dir``."""
+    """Extract every marked string into the catalogs under ``locale_dir``.
+
+    makemessages walks the current directory and files each source under the ``locale``
+    folder beside it, so for a copy it runs in a tree of links to the sources whose only
+    ``locale`` is the copy; otherwise it would write into the real catalogs.
+    """
     env = dict(os.environ, LOCALE_DIR=str(locale_dir), DATABASE_URL="")
     # Directory names: makemessages matches them against every directory's name.
-    common = ["--no-obsolete", "--add-location=file"] + [
+    common = ["--no-obsolete", "--add-location=file", "--symlinks"] + [
         f"--ignore={name}" for name in (".venv", "node_modules", "tests", "bench", "scripts", "var", "vendor")
     ]
     langs = [arg for lang in LANGUAGES for arg in ("-l", lang)]
     manage = [sys.executable, str(ROOT / "manage.py"), "makemessages", *langs, *common]
-    subprocess.run([*manage, "-d", "django"], cwd=ROOT, env=env, check=True, capture_output=True)
-    subprocess.run([*manage, "-d", "djangojs"], cwd=ROOT, env=env, check=True, capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp)
+        for name in SOURCES:
+            (tree / name).symlink_to(ROOT / name)
+        (tree / "locale").symlink_to(locale_dir)
+        for domain in DOMAINS:
+            subprocess.run([*manage, "-d", domain], cwd=tree, env=env, check=True, capture_output=True)
 
 
 def compile_catalogs(locale_dir: Path) -> None:
