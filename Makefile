@@ -39,19 +39,24 @@ browser:
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); fi; \
 	fi
 
-# The OpenID provider the sign-in tests run on loopback (npm's oidc-provider), with Node.
+# The OpenID provider the sign-in tests run on loopback (npm's oidc-provider) and the
+# accessibility checker the browser tests inject (axe-core), with Node.
 NODE_STAMP := node_modules/.installed
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "Node.js and npm are needed for the sign-in tests (Debian: apt-get install nodejs npm)"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# node's own test runner for the chat page's modules (tests/js/: the reducer, the delta merge,
+# markdown sanitising under jsdom), then pytest.
 test: install browser $(NODE_STAMP)
+	node --test tests/js/
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-check:
+check: $(NODE_STAMP)
 	$(PY) manage.py check
+	node_modules/.bin/eslint static/js tests/js
 	$(PY) scripts/check_i18n.py
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/lint-imports

@@ -51,6 +51,12 @@ class AuditEntry(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action} {self.target}"
 
     @property
+    def action_label(self) -> str:
+        from .actions import action_label
+
+        return action_label(self.action)
+
+    @property
     def detail_text(self) -> str:
         return json.dumps(self.detail, ensure_ascii=False, sort_keys=True) if self.detail else ""
 

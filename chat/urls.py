@@ -1,11 +1,13 @@
 from django.urls import path
 
-from .views import conversations, data, pages, sharing
+from .views import conversations, data, manifest, pages, sharing
 
 urlpatterns = [
+    path("manifest.webmanifest", manifest.web_manifest, name="web_manifest"),
     path("c/new/", conversations.conversation_create, name="conversation_create"),
     path("c/list/", conversations.conversation_list, name="conversation_list"),
     path("c/<str:conversation_id>/", pages.conversation_detail, name="conversation"),
+    path("c/<str:conversation_id>/sync.json", pages.conversation_sync, name="conversation_sync"),
     path("c/<str:conversation_id>/rename/", conversations.conversation_rename, name="conversation_rename"),
     path("c/<str:conversation_id>/delete/", conversations.conversation_delete, name="conversation_delete"),
     path("c/<str:conversation_id>/flags/", conversations.conversation_flags, name="conversation_flags"),

@@ -10,8 +10,9 @@ from django.utils.translation import gettext as _
 
 from accounts.selectors import user_is_pending
 
-# What a waiting account may still open: the waiting page itself and signing out.
-_OPEN_PATHS = ("/accounts/waiting/", "/accounts/logout/", "/jsi18n/")
+# What a waiting account may still open: the waiting page itself and signing out (and what
+# that page loads: the JavaScript catalogue, the web app manifest).
+_OPEN_PATHS = ("/accounts/waiting/", "/accounts/logout/", "/jsi18n/", "/manifest.webmanifest")
 
 
 def pending_approval(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:

@@ -269,6 +269,9 @@ CONTENT_SECURITY_POLICY = {
         "img-src": [SELF, "data:"],
         "font-src": [SELF],
         "connect-src": [SELF],
+        # The web app manifest (chat/views/manifest.py); default-src would allow it too, said
+        # here so that tightening default-src never makes the platform uninstallable.
+        "manifest-src": [SELF],
         "object-src": [NONE],
         "base-uri": [SELF],
         "form-action": [SELF],
@@ -398,7 +401,8 @@ STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"},
+    # servestatic's compressed, hashed files; module imports rewritten to the hashed names.
+    "staticfiles": {"BACKEND": "platform.storage.StaticFilesStorage"},
 }
 SERVESTATIC_USE_FINDERS = DEBUG
 

@@ -29,8 +29,10 @@
     const dark = document.getElementById("hljs-dark");
     if (light) light.media = theme === "light" ? "all" : "not all";
     if (dark) dark.media = theme === "dark" ? "all" : "not all";
-    const meta = document.querySelector('meta[name="theme-color"]');
-    if (meta) meta.content = THEME_COLORS[theme];
+    // base.html has one per OS scheme: the theme chosen with the toggle wins over the OS's.
+    for (const meta of document.querySelectorAll('meta[name="theme-color"]')) {
+      meta.content = THEME_COLORS[theme];
+    }
     for (const button of document.querySelectorAll(".theme-toggle")) {
       button.setAttribute("aria-pressed", theme === "dark" ? "true" : "false");
     }

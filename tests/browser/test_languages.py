@@ -25,7 +25,7 @@ from django.utils import translation
 from accounts.selectors import language_of
 from chat.models import Conversation, Role
 from models_admin.models import LLMModel
-from projects.services import project_create
+from projects.models import Membership, Project, ProjectRole
 from tests.conftest import PASSWORD, ROOT, LiveServer
 from tests.factories import add_messages
 
@@ -118,7 +118,9 @@ def test_the_main_pages_have_no_english_left(browser: Any, live_platform: LiveSe
     question, answer = TYPED[lang]
     conversation = Conversation.objects.create(owner=ada, title=question, model=smollm)
     add_messages(conversation, (Role.USER, question), (Role.ASSISTANT, answer))
-    project = project_create(creator=ada, name=question)
+    # Rows, not project_create: its sidebar broadcast cannot run beside Playwright's loop.
+    project = Project.objects.create(name=question, created_by=ada)
+    Membership.objects.create(project=project, user=ada, role=ProjectRole.OWNER)
     context = browser.new_context(locale=LANGUAGES[lang].split(",")[0], extra_http_headers={"Accept-Language": LANGUAGES[lang]})
     page = context.new_page()
     errors: list[str] = []

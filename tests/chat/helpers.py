@@ -53,7 +53,7 @@ async def receive_until(
 
 
 def apply_deltas(events: list[dict[str, Any]], text: str = "") -> str:
-    """What a browser shows after these events (same rule as static/js/chat.js)."""
+    """What a browser shows after these events (the rule of mergeDelta in static/js/chat/store.js)."""
     for event in events:
         if event["type"] == "snapshot":
             text = event["text"]

@@ -2,91 +2,48 @@
 //
 // The dialog opens on the window event "chat:share-open" {detail: {id, title?}} (the sidebar's
 // menu and the conversation header dispatch it) and speaks the JSON endpoints in
-// docs/ARCHITECTURE.md ("HTTP endpoints of the chat"). Errors are shown inline, every value goes
-// in with textContent. On the snapshot page (body.page-share) it renders the answers' markdown.
-// Needs the Django JavaScript catalog (gettext, interpolate); the snapshot page also markdown.js.
-(function () {
-  "use strict";
+// docs/ARCHITECTURE.md ("HTTP endpoints of the chat"), at the addresses the page data gives.
+// Errors are shown inline, every value goes in with textContent. On the snapshot page
+// (body.page-share) renderSnapshot() draws the answers' markdown.
 
-  const gettext = window.gettext || ((text) => text);
-  const interpolate =
-    window.interpolate ||
-    ((format, values, named) =>
-      named
-        ? format.replace(/%\((\w+)\)s/g, (match, key) => String(values[key]))
-        : format.replace(/%s/g, () => String(values.shift())));
+import { gettext, interpolate } from "./i18n.js";
+import { urlFor } from "./http.js";
 
-  const byId = (id) => document.getElementById(id);
-
-  const dateFormat = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
+function dateFormatter(document) {
+  const format = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
     dateStyle: "medium",
     timeStyle: "short",
   });
-
-  function formatDate(value) {
+  return (value) => {
     const date = new Date(value);
-    return Number.isNaN(date.getTime()) ? "" : dateFormat.format(date);
+    return Number.isNaN(date.getTime()) ? "" : format.format(date);
+  };
+}
+
+// The snapshot page (/s/<token>/): the server rendered every message as plain text; answers
+// get their markdown here.
+export function renderSnapshot({ window, markdown, ui }) {
+  const container = window.document.getElementById("shared-messages");
+  if (!container) return;
+  for (const body of container.querySelectorAll('.message[data-role="assistant"] .message-body')) {
+    const text = body.textContent;
+    body.replaceChildren(markdown.render(text));
+    body.classList.remove("share-plain");
+    body.classList.add("markdown");
   }
+  container.addEventListener("click", async (event) => {
+    const button = event.target.closest(".copy-code");
+    if (!button) return;
+    const code = button.closest(".code-block").querySelector("pre code");
+    if (await ui.copyText(code.textContent)) ui.flashCopied(button);
+  });
+}
 
-  async function copyText(text, field) {
-    if (navigator.clipboard && window.isSecureContext) {
-      try {
-        await navigator.clipboard.writeText(text);
-        return true;
-      } catch (error) {
-        // Fall through to the legacy path (permissions, focus).
-      }
-    }
-    // Plain-HTTP installs on a LAN are not a secure context: navigator.clipboard is missing.
-    if (field) field.select();
-    try {
-      return document.execCommand("copy");
-    } catch (error) {
-      return false;
-    }
-  }
-
-  function flashCopied(button) {
-    const original = button.textContent;
-    button.textContent = gettext("Copied!");
-    button.classList.add("is-copied");
-    setTimeout(() => {
-      button.textContent = original;
-      button.classList.remove("is-copied");
-    }, 1500);
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // The snapshot page (/s/<token>/)
-  // ---------------------------------------------------------------------------------------
-
-  function renderSnapshot() {
-    const markdown = window.ChatMarkdown;
-    const container = byId("shared-messages");
-    if (!container || !markdown) return;
-    // The server rendered every message as plain text; answers get their markdown here.
-    for (const body of container.querySelectorAll('.message[data-role="assistant"] .message-body')) {
-      const text = body.textContent;
-      body.replaceChildren(markdown.render(text, { streaming: false }));
-      body.classList.remove("share-plain");
-      body.classList.add("markdown");
-    }
-    container.addEventListener("click", async (event) => {
-      const button = event.target.closest(".copy-code");
-      if (!button) return;
-      const code = button.closest(".code-block").querySelector("pre code");
-      if (await copyText(code.textContent)) flashCopied(button);
-    });
-  }
-
-  if (document.body.classList.contains("page-share")) {
-    renderSnapshot();
-    return;
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // The share dialog
-  // ---------------------------------------------------------------------------------------
+// The share dialog of the chat page; returns {open(id, title)}, or null without the dialog.
+export function mountShareDialog({ window, urls, http, ui }) {
+  const document = window.document;
+  const byId = (id) => document.getElementById(id);
+  const formatDate = dateFormatter(document);
 
   const dom = {
     dialog: byId("share-dialog"),
@@ -105,7 +62,7 @@
     linkCreate: byId("share-link-create"),
     links: byId("share-links"),
   };
-  if (!dom.dialog) return;
+  if (!dom.dialog) return null;
 
   const PERMISSIONS = [
     ["read", gettext("Can read")],
@@ -114,61 +71,9 @@
 
   const state = { id: null, busy: false };
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (match) return decodeURIComponent(match[1]);
-    const field = document.querySelector('input[name="csrfmiddlewaretoken"]');
-    return field ? field.value : "";
-  }
-
   // {ok, status, data, error}: "error" is the server's sentence, or ours.
-  async function request(url, method = "GET", body) {
-    let response;
-    try {
-      const headers = { Accept: "application/json" };
-      if (method !== "GET") {
-        headers["X-CSRFToken"] = csrfToken();
-        headers["Content-Type"] = "application/json";
-      }
-      response = await fetch(url, {
-        method,
-        credentials: "same-origin",
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (error) {
-      return {
-        ok: false,
-        status: 0,
-        data: null,
-        error: gettext("Cannot reach the server. Check your connection and try again."),
-      };
-    }
-    let data = null;
-    const isJson = (response.headers.get("Content-Type") || "").includes("application/json");
-    if (isJson) {
-      try {
-        data = await response.json();
-      } catch (error) {
-        data = null;
-      }
-    }
-    if (response.redirected && !isJson) {
-      return {
-        ok: false,
-        status: response.status,
-        data: null,
-        error: gettext("Your session has expired. Reload the page and sign in again."),
-      };
-    }
-    if (!response.ok) {
-      const message =
-        (data && data.error) ||
-        interpolate(gettext("Something went wrong (error %s). Try again."), [response.status]);
-      return { ok: false, status: response.status, data, error: message };
-    }
-    return { ok: true, status: response.status, data, error: "" };
-  }
+  const request = (url, method = "GET", body = undefined) => http.request(url, { method, body });
+  const conversationUrl = (name, values = {}) => urlFor(urls[name], { conversation_id: state.id, ...values });
 
   function showError(message) {
     dom.error.textContent = message || "";
@@ -212,7 +117,7 @@
         select.append(option);
       }
       select.addEventListener("change", () =>
-        act(`/c/${state.id}/shares/`, { username: person.username, permission: select.value }),
+        act(conversationUrl("shares"), { username: person.username, permission: select.value }),
       );
 
       const remove = document.createElement("button");
@@ -223,7 +128,7 @@
       remove.title = removeLabel;
       remove.textContent = "\u00d7";
       remove.addEventListener("click", () =>
-        act(`/c/${state.id}/shares/${encodeURIComponent(person.user_id)}/remove/`),
+        act(conversationUrl("share_remove", { user_id: person.user_id })),
       );
 
       row.append(avatar, name, select, remove);
@@ -262,7 +167,7 @@
         revoke.className = "button button-secondary button-small share-link-revoke";
         revoke.textContent = gettext("Revoke");
         revoke.addEventListener("click", () =>
-          act(`/c/${state.id}/links/${encodeURIComponent(link.id)}/revoke/`),
+          act(conversationUrl("link_revoke", { link_id: link.id })),
         );
         row.append(revoke);
       }
@@ -295,7 +200,7 @@
   function titleFor(id, given) {
     if (given) return given;
     const item = document.querySelector(
-      `.conversation-item[data-id="${CSS.escape(String(id))}"] .conversation-title`,
+      `.conversation-item[data-id="${window.CSS.escape(String(id))}"] .conversation-title`,
     );
     if (item) return item.textContent;
     const header = byId("chat-title");
@@ -323,7 +228,7 @@
       dom.dialog.setAttribute("open", "");
     }
     setBusy(true);
-    const result = await request(`/c/${encodeURIComponent(state.id)}/shares/`);
+    const result = await request(conversationUrl("shares"));
     if (String(id) !== state.id) return;
     setBusy(false);
     if (!result.ok) {
@@ -343,7 +248,7 @@
       dom.username.focus();
       return;
     }
-    const data = await act(`/c/${state.id}/shares/`, {
+    const data = await act(conversationUrl("shares"), {
       username,
       permission: dom.permission.value,
     });
@@ -354,7 +259,7 @@
   });
 
   dom.linkCreate.addEventListener("click", async () => {
-    const data = await act(`/c/${state.id}/links/`);
+    const data = await act(conversationUrl("links"));
     if (!data || !data.url) return;
     // Only its hash is stored: this is the one time the address can be shown.
     dom.linkUrl.value = data.url;
@@ -364,7 +269,7 @@
   });
 
   dom.linkCopy.addEventListener("click", async () => {
-    if (await copyText(dom.linkUrl.value, dom.linkUrl)) flashCopied(dom.linkCopy);
+    if (await ui.copyText(dom.linkUrl.value, dom.linkUrl)) ui.flashCopied(dom.linkCopy);
     else showError(gettext("Copying is blocked by the browser. Select the link and copy it."));
   });
 
@@ -381,5 +286,5 @@
     open(detail.id, detail.title);
   });
 
-  window.ChatShare = { open };
-})();
+  return { open };
+}

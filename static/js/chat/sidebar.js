@@ -1,29 +1,30 @@
 // The chat page's sidebar: search, projects, "Shared with me", the conversation list grouped
 // by date (loaded a page at a time as it scrolls), archived chats, the per-chat menu, the drawer.
 //
-// Loaded (deferred) before chat.js, which calls window.ChatSidebar.* when it creates or bumps a
-// conversation, and which dispatches the socket's frames as window events that keep every open
-// tab true: "chat:conversation" (the {"type": "conversation", ...} frame), "chat:project" and
-// "chat:title". Frames may arrive twice, so every handler sets state rather than toggling it.
-// Needs the Django JavaScript catalog (gettext, interpolate). All user text goes in with
+// mountSidebar({window, page, urls, http, ui}) returns what the conversation view calls when it
+// creates or bumps a conversation. It also follows the window events the page dispatches from
+// the socket's frames, which keep every open tab true: "chat:conversation" (the
+// {"type": "conversation", ...} frame), "chat:project" and "chat:title". Frames may arrive
+// twice, so every handler sets state rather than toggling it. All user text goes in with
 // textContent.
-(function () {
-  "use strict";
+//
+// Keyboard: the conversation links are in the Tab order; ArrowUp/ArrowDown (Home/End) move
+// between them, Alt+ArrowUp/Alt+ArrowDown open the previous/next conversation from anywhere,
+// a conversation's "…" menu opens with Enter, Space or ArrowDown and closes with Escape.
 
-  const gettext = window.gettext || ((text) => text);
-  const interpolate =
-    window.interpolate ||
-    ((format, values, named) =>
-      named
-        ? format.replace(/%\((\w+)\)s/g, (match, key) => String(values[key]))
-        : format.replace(/%s/g, () => String(values.shift())));
+import { gettext, interpolate } from "./i18n.js";
+import { urlFor } from "./http.js";
 
-  const STORAGE_SIDEBAR = "chat.sidebarCollapsed";
-  const TOAST_MS = 6000;
-  const REFRESH_DELAY_MS = 250;
-  const DAY_MS = 86400000;
+const STORAGE_SIDEBAR = "chat.sidebarCollapsed";
+const REFRESH_DELAY_MS = 250;
+const DAY_MS = 86400000;
+const SEARCH_DELAY_MS = 250;
+const SEARCH_LIMIT = 8;
 
+export function mountSidebar({ window, page, urls, http, ui }) {
+  const document = window.document;
   const byId = (id) => document.getElementById(id);
+
   const dom = {
     sidebar: byId("sidebar"),
     sidebarToggle: byId("sidebar-toggle"),
@@ -50,16 +51,13 @@
     moveText: byId("move-dialog-text"),
     moveOptions: byId("move-options"),
     moveError: byId("move-dialog-error"),
-    toasts: byId("toasts"),
     dialog: byId("confirm-dialog"),
     dialogText: byId("confirm-dialog-text"),
     tplConversation: byId("tpl-conversation-item"),
     tplShared: byId("tpl-shared-item"),
   };
-  if (!dom.sidebar || !dom.list) return;
+  if (!dom.sidebar || !dom.list) return null;
 
-  const pageScript = byId("page-data");
-  const page = pageScript ? JSON.parse(pageScript.textContent) : {};
   const state = {
     activeId: page.conversation_id ? String(page.conversation_id) : null,
     next: page.sidebar_next || null, // cursor of the next page of the main list; null: all shown
@@ -72,100 +70,25 @@
     menuButton: null,
     moveItem: null,
   };
-  // chat.js sets this to learn about titles changed here (the header shows the open one).
+  // main.js sets this to learn about titles changed here (the header shows the open one).
   const hooks = { onTitle: null };
 
   // ---------------------------------------------------------------------------------------
   // Small helpers
   // ---------------------------------------------------------------------------------------
 
-  function storageGet(key) {
-    try {
-      return window.localStorage.getItem(key);
-    } catch (error) {
-      return null;
-    }
-  }
-
-  function storageSet(key, value) {
-    try {
-      window.localStorage.setItem(key, value);
-    } catch (error) {
-      // Preferences are a convenience: ignore disabled storage.
-    }
-  }
-
-  function toast(message, kind = "error") {
-    if (!dom.toasts) return;
-    const item = document.createElement("div");
-    item.className = `toast toast-${kind}`;
-    item.setAttribute("role", kind === "error" ? "alert" : "status");
-    const text = document.createElement("span");
-    text.className = "toast-text";
-    text.textContent = message;
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "toast-close";
-    close.setAttribute("aria-label", gettext("Dismiss"));
-    close.textContent = "\u00d7";
-    close.addEventListener("click", () => item.remove());
-    item.append(text, close);
-    dom.toasts.append(item);
-    setTimeout(() => item.remove(), TOAST_MS);
-  }
-
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (match) return decodeURIComponent(match[1]);
-    // CSRF_COOKIE_HTTPONLY deployments: the logout form carries the token too.
-    const field = document.querySelector('input[name="csrfmiddlewaretoken"]');
-    return field ? field.value : "";
-  }
+  const { storageGet, storageSet, toast } = ui;
 
   // {ok, status, data, error}: "error" is a sentence for the person. Unless quiet (a dialog
   // shows it inline instead), a failure is also shown as a toast.
   async function request(url, { method = "GET", body, quiet = false } = {}) {
-    let response;
-    try {
-      const headers = { Accept: "application/json" };
-      if (method !== "GET") {
-        headers["X-CSRFToken"] = csrfToken();
-        headers["Content-Type"] = "application/json";
-      }
-      response = await fetch(url, {
-        method,
-        credentials: "same-origin",
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (error) {
-      const message = gettext("Cannot reach the server. Check your connection and try again.");
-      if (!quiet) toast(message);
-      return { ok: false, status: 0, data: null, error: message };
-    }
-    let data = null;
-    const isJson = (response.headers.get("Content-Type") || "").includes("application/json");
-    if (isJson) {
-      try {
-        data = await response.json();
-      } catch (error) {
-        data = null;
-      }
-    }
-    let message = "";
-    // An expired session answers with a redirect to the login page, not with JSON.
-    if (response.redirected && !isJson) {
-      message = gettext("Your session has expired. Reload the page and sign in again.");
-    } else if (!response.ok) {
-      message =
-        (data && data.error) ||
-        interpolate(gettext("Something went wrong (error %s). Try again."), [response.status]);
-    }
-    if (message && !quiet) toast(message);
-    return { ok: !message, status: response.status, data, error: message };
+    const result = await http.request(url, { method, body });
+    if (!result.ok && !quiet) toast(result.error);
+    return result;
   }
 
   const post = (url, body, options = {}) => request(url, { ...options, method: "POST", body });
+  const conversationUrl = (name, id) => urlFor(urls[name], { conversation_id: id });
 
   function untitled(title) {
     return title || gettext("New chat");
@@ -215,7 +138,7 @@
     if (conversation.archived !== undefined) {
       item.dataset.archived = conversation.archived ? "1" : "0";
     }
-    item.querySelector(".conversation-link").href = `/c/${conversation.id}/`;
+    item.querySelector(".conversation-link").href = conversationUrl("conversation", conversation.id);
     if (conversation.title !== undefined) {
       item.querySelector(".conversation-title").textContent = untitled(conversation.title);
     }
@@ -294,9 +217,9 @@
     for (const item of conversationItems()) {
       const label = groupLabel(item, now);
       if (label !== previous) {
+        // A list item of its own (a list may only hold items): read as "Today", then its chats.
         const heading = document.createElement("li");
         heading.className = "conversation-group";
-        heading.setAttribute("role", "presentation");
         heading.textContent = label;
         dom.list.insertBefore(heading, item);
         previous = label;
@@ -316,7 +239,7 @@
     }
   }
 
-  // chat.js: the person just started a chat in this tab.
+  // The conversation view: the person just started a chat in this tab.
   function addConversationItem(id, title) {
     state.activeId = String(id);
     const item = findConversationItem(id) || newItem();
@@ -391,7 +314,7 @@
     state.loading = true;
     dom.retry.hidden = true;
     const cursor = state.next;
-    const result = await request(`/c/list/?after=${encodeURIComponent(cursor)}`, { quiet: true });
+    const result = await request(`${urls.list}?after=${encodeURIComponent(cursor)}`, { quiet: true });
     state.loading = false;
     if (!result.ok || !result.data) {
       dom.retry.hidden = false;
@@ -419,7 +342,7 @@
 
   const observer =
     "IntersectionObserver" in window && dom.sentinel
-      ? new IntersectionObserver(
+      ? new window.IntersectionObserver(
           (entries) => {
             if (entries.some((entry) => entry.isIntersecting)) loadMore();
           },
@@ -439,7 +362,7 @@
   function scheduleRefresh() {
     clearTimeout(state.refreshTimer);
     state.refreshTimer = setTimeout(async () => {
-      const result = await request("/c/list/", { quiet: true });
+      const result = await request(urls.list, { quiet: true });
       if (!result.ok || !result.data) return;
       mergeItems(dom.list, result.data.items || [], true, false);
       regroupConversations();
@@ -454,7 +377,7 @@
     if (state.archivedLoading) return;
     state.archivedLoading = true;
     const after = state.archivedNext ? `&after=${encodeURIComponent(state.archivedNext)}` : "";
-    const result = await request(`/c/list/?archived=1${after}`);
+    const result = await request(`${urls.list}?archived=1${after}`);
     state.archivedLoading = false;
     if (!result.ok || !result.data) return;
     state.archivedLoaded = true;
@@ -489,7 +412,7 @@
     const isNew = !item;
     if (!item) item = dom.tplShared.content.querySelector(".conversation-item").cloneNode(true);
     item.dataset.id = String(id);
-    item.querySelector(".conversation-link").href = `/c/${id}/`;
+    item.querySelector(".conversation-link").href = conversationUrl("conversation", id);
     item.querySelector(".conversation-title").textContent = untitled(title);
     if (owner) {
       item.querySelector(".conversation-owner").textContent = interpolate(
@@ -541,7 +464,7 @@
       item.dataset.projectId = String(id);
       const link = document.createElement("a");
       link.className = "project-link";
-      link.href = `/p/${encodeURIComponent(id)}/`;
+      link.href = urlFor(urls.project, { project_id: id });
       const label = document.createElement("span");
       label.className = "project-name";
       link.append(folderIcon());
@@ -575,7 +498,7 @@
   }
 
   // ---------------------------------------------------------------------------------------
-  // Frames from the socket (dispatched by chat.js): every open tab stays true
+  // Frames from the socket (dispatched by main.js): every open tab stays true
   // ---------------------------------------------------------------------------------------
 
   function onConversationFrame(frame) {
@@ -673,7 +596,7 @@
       if (button && !save) button.focus();
       if (!save || !value || value === previous) return;
       titleEl.textContent = value; // Optimistic; put back below if the server refuses.
-      const result = await post(`/c/${id}/rename/`, { title: value });
+      const result = await post(conversationUrl("rename", id), { title: value });
       if (result.ok) {
         const title = (result.data && result.data.title) || value;
         applyConversationTitle(id, title);
@@ -720,10 +643,10 @@
     const id = item.dataset.id;
     const title = item.querySelector(".conversation-title").textContent;
     if (!(await confirmDelete(title))) return;
-    const result = await post(`/c/${id}/delete/`);
+    const result = await post(conversationUrl("delete", id));
     if (!result.ok) return;
     if (String(id) === state.activeId) {
-      window.location.assign("/");
+      window.location.assign(urls.home);
       return;
     }
     removeConversation(id);
@@ -731,7 +654,7 @@
   }
 
   async function setFlags(item, flags) {
-    const result = await post(`/c/${item.dataset.id}/flags/`, flags);
+    const result = await post(conversationUrl("flags", item.dataset.id), flags);
     if (result.ok && result.data) {
       applyFlags(result.data);
       if (flags.archived === true) toast(gettext("Chat archived."), "info");
@@ -784,7 +707,7 @@
       const project = checked && checked.value ? checked.value : null;
       const submit = event.submitter;
       submit.disabled = true;
-      const result = await post(`/c/${item.dataset.id}/move/`, { project }, { quiet: true });
+      const result = await post(conversationUrl("move", item.dataset.id), { project }, { quiet: true });
       submit.disabled = false;
       if (!result.ok) {
         dom.moveError.textContent = result.error;
@@ -841,8 +764,8 @@
       entry.hidden = !show[entry.dataset.action];
       entry.tabIndex = -1;
     }
-    dom.menu.querySelector('[data-action="export-md"]').href = `/c/${id}/export.md`;
-    dom.menu.querySelector('[data-action="export-json"]').href = `/c/${id}/export.json`;
+    dom.menu.querySelector('[data-action="export-md"]').href = conversationUrl("export_md", id);
+    dom.menu.querySelector('[data-action="export-json"]').href = conversationUrl("export_json", id);
     state.menuItem = item;
     state.menuButton = button;
     button.setAttribute("aria-expanded", "true");
@@ -901,7 +824,7 @@
         break;
       case "share":
         window.dispatchEvent(
-          new CustomEvent("chat:share-open", {
+          new window.CustomEvent("chat:share-open", {
             detail: { id: item.dataset.id, title: item.querySelector(".conversation-title").textContent },
           }),
         );
@@ -973,8 +896,6 @@
   // Search: a plain GET form to /search/ (Enter), with live results from /search.json
   // ---------------------------------------------------------------------------------------
 
-  const SEARCH_DELAY_MS = 250;
-  const SEARCH_LIMIT = 8;
   const searchDom = {
     results: byId("sidebar-search-results"),
     list: byId("sidebar-search-list"),
@@ -992,7 +913,7 @@
     const item = document.createElement("li");
     const link = document.createElement("a");
     link.className = "search-result";
-    link.href = result.url || `/c/${result.conversation_id}/`;
+    link.href = result.url || conversationUrl("conversation", result.conversation_id);
     const title = document.createElement("span");
     title.className = "search-result-title";
     title.textContent = untitled(result.title);
@@ -1015,7 +936,7 @@
   async function runSearch(query) {
     const seq = ++search.seq;
     const result = await request(
-      `/search.json?q=${encodeURIComponent(query)}&limit=${SEARCH_LIMIT}`,
+      `${urls.search_json}?q=${encodeURIComponent(query)}&limit=${SEARCH_LIMIT}`,
       { quiet: true },
     );
     if (seq !== search.seq || !result.ok || !result.data) return;
@@ -1110,6 +1031,51 @@
   });
 
   // ---------------------------------------------------------------------------------------
+  // Keyboard: between conversations
+  // ---------------------------------------------------------------------------------------
+
+  // Every conversation link shown, top to bottom (shared, own, archived when open).
+  function conversationLinks() {
+    return [...dom.nav.querySelectorAll(".conversation-item:not(.is-editing) > .conversation-link")].filter(
+      (link) => !link.closest("[hidden]"),
+    );
+  }
+
+  dom.nav.addEventListener("keydown", (event) => {
+    const link = event.target.closest(".conversation-link");
+    if (!link || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    const links = conversationLinks();
+    const index = links.indexOf(link);
+    if (index === -1) return;
+    let target = null;
+    if (event.key === "ArrowDown") target = links[Math.min(index + 1, links.length - 1)];
+    else if (event.key === "ArrowUp") target = links[Math.max(index - 1, 0)];
+    else if (event.key === "Home") target = links[0];
+    else if (event.key === "End") target = links[links.length - 1];
+    if (!target) return;
+    event.preventDefault();
+    target.focus();
+  });
+
+  // Alt+ArrowUp / Alt+ArrowDown: open the conversation above or below the open one.
+  document.addEventListener("keydown", (event) => {
+    if (!event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    const field = event.target.closest && event.target.closest("input, textarea");
+    if (field && field.value.trim() && field.id !== "sidebar-search-input") return; // Typed text would be lost.
+    const links = conversationLinks();
+    if (!links.length) return;
+    const current = links.findIndex((link) => link.getAttribute("aria-current") === "page");
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    let index = current === -1 ? (step > 0 ? 0 : links.length - 1) : current + step;
+    index = Math.max(0, Math.min(links.length - 1, index));
+    event.preventDefault();
+    if (index === current) return;
+    links[index].focus();
+    window.location.assign(links[index].href);
+  });
+
+  // ---------------------------------------------------------------------------------------
   // Start
   // ---------------------------------------------------------------------------------------
 
@@ -1117,14 +1083,14 @@
   syncSidebarToggle();
   regroupConversations();
 
-  window.ChatSidebar = {
+  return {
     addConversationItem,
     bumpConversationItem,
     setActiveConversation,
     applyConversationTitle,
-    // chat.js: called with (id, title) after a rename made in the sidebar.
+    // The conversation view: told (id, title) after a rename made in the sidebar.
     set onTitle(callback) {
       hooks.onTitle = callback;
     },
   };
-})();
+}
