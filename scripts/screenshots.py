@@ -11,16 +11,14 @@ import argparse
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
+from shots import launch, sign_in
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PROMPT = "Show me a Python function that reverses a string, with a short explanation."
 
 
 def log_in(page: Page, url: str, user: str, password: str) -> None:
-    page.goto(url + "/accounts/login/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    page.click("#login-button")
+    sign_in(page, url, user, password)
     page.wait_for_selector("#composer-input")
 
 
@@ -32,10 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+        browser = launch(playwright)
         for scheme in ("light", "dark"):
             context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
             page = context.new_page()

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+from shots import launch, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -44,10 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+        browser = launch(playwright)
         context = browser.new_context(viewport={"width": 1280, "height": 760}, color_scheme="light")
         page = context.new_page()
         page.goto(args.url + "/accounts/login/")  # a failed sign-in, then the real one
@@ -56,10 +54,7 @@ def main() -> None:
         page.click("#login-button")
         subprocess.run([sys.executable, "manage.py", "shell", "-c", SEED.format(user=args.user)], cwd=ROOT, check=True,
                        capture_output=True)
-        page.goto(args.url + "/accounts/login/")
-        page.fill("input[name=username]", args.user)
-        page.fill("input[name=password]", args.password)
-        page.click("#login-button")
+        sign_in(page, args.url, args.user, args.password)
         page.wait_for_load_state()
         page.goto(args.url + "/admin/audit/")
         page.wait_for_selector("#audit-table")

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+from shots import launch, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -77,10 +78,7 @@ def main() -> None:
     seeded = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
     ids = json.loads(seeded.stdout.strip().splitlines()[-1])
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+        browser = launch(playwright)
         for lang, header in BROWSER_LANGUAGE.items():
             context = browser.new_context(
                 viewport={"width": 1280, "height": 760},
@@ -89,10 +87,7 @@ def main() -> None:
                 extra_http_headers={"Accept-Language": header},
             )
             page = context.new_page()
-            page.goto(args.url + "/accounts/login/")
-            page.fill("input[name=username]", args.user)
-            page.fill("input[name=password]", args.password)
-            page.click("#login-button")
+            sign_in(page, args.url, args.user, args.password)
             page.wait_for_selector("#composer-input")
             page.goto(f"{args.url}/c/{ids[lang]}/")
             page.wait_for_selector(".message-assistant")

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
+from shots import launch, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -42,10 +43,7 @@ print(project.id)
 
 
 def log_in(page: Page, url: str, user: str, password: str) -> None:
-    page.goto(url + "/accounts/login/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    page.click("#login-button")
+    sign_in(page, url, user, password)
     page.wait_for_selector("#composer-input")
 
 
@@ -66,10 +64,7 @@ def main() -> None:
     project_id = seeded.stdout.strip().splitlines()[-1]
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+        browser = launch(playwright)
         context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
         page = context.new_page()
         log_in(page, args.url, args.user, args.password)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+from shots import launch, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -73,15 +74,9 @@ def main() -> None:
     )
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+        browser = launch(playwright)
         page = browser.new_context(viewport={"width": 1366, "height": 1100}, color_scheme="light").new_page()
-        page.goto(args.url + "/accounts/login/")
-        page.fill("input[name=username]", args.user)
-        page.fill("input[name=password]", args.password)
-        page.click("#login-button")
+        sign_in(page, args.url, args.user, args.password)
         page.wait_for_url(args.url + "/")
         page.goto(args.url + "/admin/usage/?by=user")
         page.wait_for_selector(".usage-chart .uplot")
