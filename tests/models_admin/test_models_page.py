@@ -39,7 +39,7 @@ def test_table_shows_what_an_admin_needs_about_each_model(staff: Client, smollm:
     settings.ENGINE_MEMORY_BYTES = 16 << 30
     html = staff.get("/admin/models/").content.decode()
     row = row_of(html, "smollm2:135m")
-    for expected in ("llama", "135M", "Q4_1", "gguf", "93.8", "8192", "completion", "embedded", "fits", "Everyone", "default"):
+    for expected in ("llama", "135M", "Q4_1", "gguf", "93.8", "8192", ">chat<", "embedded", "fits", "Everyone", "default"):
         assert expected in row, expected
     assert "Pull a model" in html and "vLLM endpoints" in html and "Import from the server" in html
 
