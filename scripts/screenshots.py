@@ -7,11 +7,10 @@ Needs Debian's Chromium (/usr/bin/chromium) and a server with a model loaded.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
-from shots import launch, sign_in
+from shots import arguments, launch, sign_in
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PROMPT = "Show me a Python function that reverses a string, with a short explanation."
@@ -23,10 +22,7 @@ def log_in(page: Page, url: str, user: str, password: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", required=True)
+    parser = arguments()
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:

@@ -9,13 +9,12 @@ actions (sign-ins through the login form, a failed one, an API key) and seeds th
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
-from shots import launch, sign_in
+from shots import arguments, launch, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -38,10 +37,7 @@ audit_record(actor=admin, action="model.context", target="smollm2:135m", detail=
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", required=True)
+    parser = arguments()
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:

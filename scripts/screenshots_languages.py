@@ -12,14 +12,13 @@ Chinese: the platform follows the browser, no switch is pressed. Chinese needs a
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
-from shots import launch, sign_in
+from shots import arguments, launch, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -68,10 +67,7 @@ SUFFIX = {"de": "de", "zh-hans": "zh"}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", required=True)
+    parser = arguments()
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     code = f"DATA = {json.dumps(json.dumps(CONVERSATIONS))}\nUSER = {args.user!r}\n" + SEED

@@ -10,13 +10,12 @@ Needs Debian's Chromium (/usr/bin/chromium).
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
-from shots import launch, sign_in
+from shots import arguments, launch, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -52,10 +51,7 @@ def wait_done(page: Page) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", required=True)
+    parser = arguments()
     args = parser.parse_args()
     seeded = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", SEED.format(user=args.user, password=args.password)],

@@ -9,13 +9,12 @@ them up as the beat task does, then opens /admin/usage/ in Chromium (Debian's, /
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
-from shots import launch, sign_in
+from shots import arguments, launch, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -63,10 +62,7 @@ print(len(batch))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", required=True)
+    parser = arguments()
     args = parser.parse_args()
     subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", SEED.format(user=args.user)],

@@ -11,13 +11,12 @@ started with OIDC_ENABLED=true and LOCAL_PASSWORDS=false, whose sign-in page is 
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
-from shots import launch, sign_in
+from shots import arguments, launch, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -39,10 +38,7 @@ User.objects.filter(username="emil.lindqvist").update(is_active=False)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", required=True)
+    parser = arguments()
     parser.add_argument("--sso-url", default="")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)

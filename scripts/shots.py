@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
@@ -20,3 +21,12 @@ def sign_in(page: Any, url: str, user: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("#login-button")
     page.wait_for_load_state()
+
+
+def arguments() -> argparse.ArgumentParser:
+    """The options every script takes: the server, and the admin to sign in as."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--user", default="admin")
+    parser.add_argument("--password", required=True)
+    return parser
