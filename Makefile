@@ -31,10 +31,11 @@ run: setup
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m platform.run
 
 # Debian's Chromium for the browser tests (Playwright's own browser download cannot work
-# offline), with a font for Chinese (the zh-hans pages and screenshots). Skipped when there.
-BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
+# offline), with a font for Chinese (the zh-hans pages and screenshots), and HAProxy for the
+# scale-out tests and `python -m platform.cluster`. Skipped when there.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei haproxy
 browser:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || ! command -v haproxy >/dev/null; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); fi; \
 	fi

@@ -3,7 +3,8 @@
 The job streams from the engine, batches deltas (at most one group message every
 ``STREAM_FLUSH_MS``), fans them out to the conversation's channel-layer group, answers
 snapshot requests from sockets that join late, and obeys stop requests from any process.
-It touches the database twice: nothing per token.
+It touches the database twice, plus one lease-and-checkpoint write at the start and every
+GENERATION_CHECKPOINT_SECONDS: nothing per token.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -24,7 +26,7 @@ from inference.engines import EngineError
 
 from .events import conversation_group, relay
 from .models import MessageStatus
-from .services import message_finalize
+from .services import message_checkpoint, message_finalize
 from .titles import start_auto_title
 
 logger = logging.getLogger(__name__)
@@ -119,6 +121,7 @@ async def run_generation(job: GenerationJob) -> None:
     stop_requested = asyncio.Event()
     listener = asyncio.create_task(_listen(layer, control, answer, stop_requested))
     ticker = asyncio.create_task(answer.flush_periodically())
+    keeper = asyncio.create_task(_keep_lease(job.message_id, answer))
     status, error = MessageStatus.COMPLETE, ""
     streaming = asyncio.create_task(_stream(job, answer))
     try:
@@ -144,6 +147,7 @@ async def run_generation(job: GenerationJob) -> None:
     finally:
         streaming.cancel()  # a no-op once it has finished; stops it if this job was cancelled
         ticker.cancel()
+        keeper.cancel()
         listener.cancel()
         await answer.flush()
         await layer.group_discard(control_group(job.message_id), control)
@@ -177,6 +181,21 @@ async def run_generation(job: GenerationJob) -> None:
 async def _stream(job: GenerationJob, answer: _Answer) -> None:
     async for text in job.run.texts():
         await answer.add(text)
+
+
+async def _keep_lease(message_id: int, answer: _Answer) -> None:
+    """At once, then every GENERATION_CHECKPOINT_SECONDS: the text so far and a renewed lease,
+    one write. If this process dies, the answer keeps that text and its lease runs out (the
+    beat's ``messages_interrupted`` finalises it); nodes that restart leave other nodes'
+    answers be. Not on the thread-sensitive executor: a model loading there (seconds) must not
+    hold up the lease."""
+    checkpoint = database_sync_to_async(message_checkpoint, thread_sensitive=False)
+    while True:
+        try:
+            await checkpoint(message_id=message_id, content=answer.text(), lease_seconds=settings.GENERATION_LEASE_SECONDS)
+        except Exception:  # a database blip must not end the answer; the next checkpoint retries
+            logger.warning("could not checkpoint answer %s", message_id, exc_info=True)
+        await asyncio.sleep(settings.GENERATION_CHECKPOINT_SECONDS)
 
 
 async def _listen(layer: BaseChannelLayer, channel: str, answer: _Answer, stop: asyncio.Event) -> None:

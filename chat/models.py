@@ -87,6 +87,10 @@ class Message(models.Model):
     cut_off = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: While generating: until when the job running it (in some web process) vouches for it.
+    #: The job renews it with a checkpoint of the partial text every GENERATION_CHECKPOINT_SECONDS;
+    #: past it, the process is gone and ``messages_interrupted`` finalises the answer.
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 

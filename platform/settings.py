@@ -424,6 +424,13 @@ ENGINE_TIMEOUT = float(env.str("ENGINE_TIMEOUT", default="300"))
 DEFAULT_MAX_TOKENS = _positive_int("DEFAULT_MAX_TOKENS", 1024)
 MAX_TOKENS_CEILING = _positive_int("MAX_TOKENS_CEILING", 4096)
 STREAM_FLUSH_MS = _positive_int("STREAM_FLUSH_MS", 40)
+# A browser answer's job writes its partial text and renews its lease this often (one write
+# per interval, never per token); an answer whose lease has run out for
+# GENERATION_LEASE_SECONDS belongs to a process that died, and is finalised as an error with
+# its text so far (chat.services.messages_interrupted, from the beat and from bootstrap).
+GENERATION_CHECKPOINT_SECONDS = float(env.str("GENERATION_CHECKPOINT_SECONDS", default="10"))
+GENERATION_LEASE_SECONDS = float(env.str("GENERATION_LEASE_SECONDS", default="30"))
+GENERATION_SWEEP_SECONDS = float(env.str("GENERATION_SWEEP_SECONDS", default="15"))
 MAX_MESSAGE_CHARS = _positive_int("MAX_MESSAGE_CHARS", 100_000)
 # Name each conversation with the model after its first answer (in the background).
 CHAT_AUTO_TITLE = env.bool("CHAT_AUTO_TITLE", default=True)
@@ -509,6 +516,7 @@ ADMIN_CAN_READ_CONVERSATIONS = _bool("ADMIN_CAN_READ_CONVERSATIONS", default=Fal
 CELERY_BEAT_SCHEDULE = {
     "vllm-endpoints-check": {"task": "models_admin.tasks.vllm_endpoints_check", "schedule": float(VLLM_HEALTH_INTERVAL)},
     "pulls-recover": {"task": "models_admin.tasks.pulls_recover", "schedule": 60.0},
+    "answers-interrupted": {"task": "chat.tasks.answers_interrupted", "schedule": GENERATION_SWEEP_SECONDS},
     # Nightly at 03:30; a run does nothing while no retention policy is set (chat/retention.py).
     "retention-purge": {"task": "chat.tasks.retention_purge", "schedule": crontab(hour=3, minute=30)},
     # Hourly: recompute the last two days' usage rollups (idempotent; usage/services.py).

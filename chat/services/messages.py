@@ -4,10 +4,12 @@ branch selection, and the one write after an answer. Every interface calls these
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -15,6 +17,7 @@ from inference.engines.base import ChatMessage
 from models_admin.models import LLMModel
 
 from .. import tree
+from ..events import after_commit, conversation_group, relay
 from ..models import Conversation, Message, MessageStatus, Role, TitleSource
 from .conversations import ChatError, placeholder_title, resolve_model
 
@@ -243,10 +246,37 @@ def message_finalize(
     )
 
 
-def messages_interrupted() -> int:
-    """Mark answers left 'generating' by a stopped server as failed; returns how many."""
-    return Message.objects.streaming().update(
-        status=MessageStatus.ERROR,
-        error=_("The server restarted while this answer was being generated."),
-        finished_at=timezone.now(),
+def message_checkpoint(*, message_id: int, content: str, lease_seconds: float) -> bool:
+    """A running answer's partial text and a renewed lease, written every few seconds by its
+    job (never per token): if the process dies, the text so far survives and the lease runs
+    out. False when the answer is no longer generating (finalised meanwhile)."""
+    return bool(
+        Message.objects.streaming()
+        .filter(pk=message_id)
+        .update(content=content, lease_until=timezone.now() + timedelta(seconds=lease_seconds))
     )
+
+
+def messages_interrupted() -> list[Message]:
+    """Finalise answers left 'generating' by a process that is gone, as errors that keep their
+    partial text; returns them. Another web node's running answers renew their lease and are
+    left alone, so any node (or the worker's beat) may call this at any time. An answer that
+    has not taken its first lease yet counts from its creation."""
+    now = timezone.now()
+    grace = now - timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
+    orphaned = Message.objects.streaming().filter(
+        Q(lease_until__lt=now) | Q(lease_until__isnull=True, created_at__lt=grace)
+    )
+    failed: list[Message] = []
+    error = _("The server restarted while this answer was being generated.")
+    # Bounded work per call: the beat calls again soon.
+    for message in orphaned.only("id", "conversation_id", "content").order_by("id")[:500]:
+        # Conditional on the status: a job that finalises meanwhile wins.
+        if Message.objects.streaming().filter(pk=message.pk).update(status=MessageStatus.ERROR, error=error, finished_at=now):
+            message.status, message.error = MessageStatus.ERROR, error
+            failed.append(message)
+            # Tabs still open on it (on other nodes) end their spinner with the reason.
+            frame = {"type": "done", "id": message.pk, "status": str(MessageStatus.ERROR), "content": message.content,
+                     "error": error, "cut_off": False}
+            after_commit([conversation_group(message.conversation_id)], relay(frame))
+    return failed

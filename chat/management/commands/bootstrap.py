@@ -33,7 +33,7 @@ class Command(BaseCommand):
         if settings.VLLM_URL and settings.VLLM_MODEL:
             served = vllm_model_register(served_name=settings.VLLM_MODEL, context_length=settings.VLLM_CONTEXT)
             self.stdout.write(f"vLLM model registered: {served.full_name} at {settings.VLLM_URL}")
-        interrupted = messages_interrupted()
+        interrupted = len(messages_interrupted())
         if interrupted:
             self.stdout.write(f"Marked {interrupted} answer(s) interrupted by the last shutdown.")
         self._first_admin()
