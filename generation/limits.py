@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -176,17 +177,71 @@ class UserSlot:
     def __init__(self, user_id: int) -> None:
         self.user_id = user_id
         self._released = False
+        self._with: list[ModelSlot] = []
+
+    def holding(self, other: ModelSlot) -> UserSlot:
+        """Give ``other`` back with this slot (one release for all a run holds)."""
+        self._with.append(other)
+        return self
 
     def release(self) -> None:
         if self._released:
             return
         self._released = True
+        for other in self._with:
+            other.release()
         key = _key("running", self.user_id)
         try:
             if cache.decr(key) < 0:
                 cache.set(key, 0, SLOT_SAFETY_SECONDS)
         except ValueError:
             pass  # expired (the safety expiry): nothing left to give back
+
+
+# Answers running in this process, by model: the engine's queue is bounded here, before a
+# request takes memory and an HTTP connection to the engine (in-process: each web node bounds
+# its own; the engine behind several nodes has its own queue as well).
+_running_by_model: dict[str, int] = {}
+_running_lock = threading.Lock()
+
+
+class ModelSlot:
+    """One of a model's concurrent answers in this process; ``release`` gives it back (once)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._released = False
+
+    def release(self) -> None:
+        with _running_lock:
+            if self._released:
+                return
+            self._released = True
+            left = _running_by_model.get(self.model, 1) - 1
+            if left > 0:
+                _running_by_model[self.model] = left
+            else:
+                _running_by_model.pop(self.model, None)
+
+
+def running_for_model(model: str) -> int:
+    return _running_by_model.get(model, 0)
+
+
+def model_slot(model: str) -> ModelSlot:
+    """A place in ``model``'s queue, or 503 "busy, try again" once MAX_GENERATIONS_PER_MODEL
+    answers of it run or wait in this process (the engine's slots, then its waiting line)."""
+    with _running_lock:
+        running = _running_by_model.get(model, 0)
+        if running >= settings.MAX_GENERATIONS_PER_MODEL:
+            raise GenerationRefused(
+                _("The model %(model)s is busy with other answers. Please try again in a moment.") % {"model": model},
+                status=503,
+                code="engine_busy",
+                retry_after=2,
+            )
+        _running_by_model[model] = running + 1
+    return ModelSlot(model)
 
 
 def user_slot(user_id: int, limit: int | None = None) -> UserSlot:

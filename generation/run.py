@@ -37,7 +37,7 @@ from inference.prompting import chat_stream, generation_options, text_of, with_s
 from models_admin.models import LLMModel
 from models_admin.selectors import ModelNotFound, get_model_for_user, model_spec
 
-from .limits import GenerationRefused, UserSlot, check_prompt, check_quota
+from .limits import GenerationRefused, UserSlot, check_prompt, check_quota, model_slot
 
 __all__ = ["GenerationRefused", "GenerationRun", "UsageOutcome", "outcome_of", "prepare"]
 
@@ -71,7 +71,12 @@ def prepare(
             model = get_model_for_user(user=user, name=model)
         except ModelNotFound as exc:
             raise GenerationRefused(exc.args[0], status=404, code="model_not_found") from exc
-    slot = check_quota(user_id=user_id)  # last: nothing after it can refuse, so it is never leaked
+    busy = model_slot(model.full_name)
+    try:
+        slot = check_quota(user_id=user_id).holding(busy)  # last: nothing after it can refuse
+    except BaseException:
+        busy.release()
+        raise
     return GenerationRun(
         user_id=user_id,
         model=model,

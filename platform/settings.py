@@ -421,6 +421,11 @@ VLLM_MODEL = env.str("VLLM_MODEL", default="")
 VLLM_CONTEXT = _positive_int("VLLM_CONTEXT", 8192)
 ENGINE_DEBUG_LOG = _bool("ENGINE_DEBUG_LOG", default=False)  # llama.cpp's verbose log
 ENGINE_TIMEOUT = float(env.str("ENGINE_TIMEOUT", default="300"))
+# An engine that accepts a request and then says nothing: how long before the first frame
+# (the prompt may wait for a slot, and a long prompt on a CPU takes minutes to read: lower it
+# for vLLM on a GPU), and between frames, before the answer ends with an error.
+ENGINE_FIRST_TOKEN_TIMEOUT = float(env.str("ENGINE_FIRST_TOKEN_TIMEOUT", default="300"))
+ENGINE_TOKEN_TIMEOUT = float(env.str("ENGINE_TOKEN_TIMEOUT", default="60"))
 DEFAULT_MAX_TOKENS = _positive_int("DEFAULT_MAX_TOKENS", 1024)
 MAX_TOKENS_CEILING = _positive_int("MAX_TOKENS_CEILING", 4096)
 STREAM_FLUSH_MS = _positive_int("STREAM_FLUSH_MS", 40)
@@ -436,6 +441,9 @@ MAX_MESSAGE_CHARS = _positive_int("MAX_MESSAGE_CHARS", 100_000)
 CHAT_AUTO_TITLE = env.bool("CHAT_AUTO_TITLE", default=True)
 # Bounds on one generation request, whatever the interface (generation/limits.py).
 MAX_MESSAGES_PER_REQUEST = _positive_int("MAX_MESSAGES_PER_REQUEST", 1000)
+# Answers of one model running or waiting in one web process; beyond, 503 "busy, try again"
+# (generation/limits.py): a burst cannot queue without bound in memory.
+MAX_GENERATIONS_PER_MODEL = _positive_int("MAX_GENERATIONS_PER_MODEL", 64)
 MAX_PROMPT_BYTES = _positive_int("MAX_PROMPT_BYTES", 2 * 1024 * 1024)
 MAX_CONCURRENT_GENERATIONS_PER_USER = _positive_int("MAX_CONCURRENT_GENERATIONS_PER_USER", 4)
 

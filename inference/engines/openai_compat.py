@@ -74,6 +74,32 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[bytes]:
         yield pending[5:].strip()
 
 
+async def _within_timeouts(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The stream's frames, each within its time: ENGINE_FIRST_TOKEN_TIMEOUT for the first
+    (the prompt may queue behind others and take a while to read), ENGINE_TOKEN_TIMEOUT
+    between later ones. A server that accepts and then says nothing (a hung engine, a lost
+    GPU) ends the answer with a clear error instead of holding the person for ENGINE_TIMEOUT."""
+    wait = settings.ENGINE_FIRST_TOKEN_TIMEOUT
+    between = settings.ENGINE_TOKEN_TIMEOUT
+    first = True
+    while True:
+        try:
+            async with asyncio.timeout(wait):
+                frame = await anext(frames)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            logger.warning("engine sent nothing for %.1f s (%s)", wait, "first token" if first else "between tokens")
+            if first:
+                raise EngineError(_("The model server did not start answering in %(seconds)d seconds. Please try again in a moment.")
+                                  % {"seconds": round(wait)}) from None
+            raise EngineError(_("The model server stopped answering for %(seconds)d seconds; the answer is cut off here.")
+                              % {"seconds": round(wait)}) from None
+        first = False
+        wait = between
+        yield frame
+
+
 def _unreachable(exc: Exception) -> EngineError:
     logger.warning("engine request failed: %r", exc)
     return EngineError(_("The model server is not responding. Please try again in a moment."))
@@ -220,7 +246,7 @@ class OpenAICompatEngine(Engine):
                         if response.status_code >= 400:
                             await response.aread()
                             raise self._http_error(spec, response)
-                        async for data in _sse_data(response):
+                        async for data in _within_timeouts(_sse_data(response)):
                             if data == b"[DONE]":
                                 break
                             chunk = orjson.loads(data)
