@@ -27,6 +27,7 @@ from django.utils.translation import ngettext
 from accounts.selectors import EffectiveQuota, day_bounds, effective_quota, next_month, tokens_used
 
 from inference.engines.base import ChatMessage
+from observability import metrics
 from inference.prompting import text_of
 
 
@@ -222,6 +223,7 @@ class ModelSlot:
                 _running_by_model[self.model] = left
             else:
                 _running_by_model.pop(self.model, None)
+            metrics.engine_queue.labels(self.model).set(max(left, 0))
 
 
 def running_for_model(model: str) -> int:
@@ -241,6 +243,7 @@ def model_slot(model: str) -> ModelSlot:
                 retry_after=2,
             )
         _running_by_model[model] = running + 1
+        metrics.engine_queue.labels(model).set(running + 1)
     return ModelSlot(model)
 
 

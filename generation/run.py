@@ -35,6 +35,7 @@ from inference.engines import engine_for
 from inference.engines.base import ChatMessage, EngineError, Final, GenerationOptions, ModelSpec, StreamEvent
 from inference.prompting import chat_stream, generation_options, text_of, with_system_prompt
 from models_admin.models import LLMModel
+from observability import metrics
 from models_admin.selectors import ModelNotFound, get_model_for_user, model_spec
 
 from .limits import GenerationRefused, UserSlot, check_prompt, check_quota, model_slot
@@ -153,7 +154,13 @@ class GenerationRun:
 
     async def _texts(self) -> AsyncGenerator[str, None]:
         self._streamed = True
-        events = await self._events()
+        in_flight = metrics.generations_in_flight.labels(self.model_name, str(self.interface))
+        in_flight.inc()
+        try:
+            events = await self._events()
+        except BaseException:
+            in_flight.dec()
+            raise
         try:
             event: StreamEvent
             async for event in events:
@@ -162,9 +169,11 @@ class GenerationRun:
                 elif event.text:
                     if self.first_text_at is None:
                         self.first_text_at = time.perf_counter()
+                        metrics.time_to_first_token.labels(self.model_name).observe(self.first_text_at - self.started_at)
                     self.chunks += 1
                     yield event.text
         finally:
+            in_flight.dec()
             self.ended_at = time.perf_counter()
             # Closing the engine's stream closes its HTTP request: the engine frees the slot.
             await events.aclose()
@@ -185,6 +194,8 @@ class GenerationRun:
         self._slot.release()
         await self.close()
         record = self._streamed
+        if record:
+            self._observe(outcome)
 
         def write() -> None:
             with transaction.atomic():
@@ -203,6 +214,13 @@ class GenerationRun:
 
         if record or also is not None:
             await database_sync_to_async(write)()
+
+    def _observe(self, outcome: UsageOutcome) -> None:
+        metrics.generations.labels(self.model_name, str(outcome)).inc()
+        if self.first_text_at is not None and self.ended_at is not None and self.ended_at > self.first_text_at:
+            after_first = self.completion_tokens - 1
+            if after_first > 0:
+                metrics.tokens_per_second.labels(self.model_name).observe(after_first / (self.ended_at - self.first_text_at))
 
     def discard(self) -> None:
         """Give the slot back for a run that never started (its request was rolled back)."""

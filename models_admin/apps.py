@@ -8,3 +8,9 @@ class ModelsAdminConfig(AppConfig):
     def ready(self) -> None:
         # Bind shared tasks to the project's Celery app in every process that enqueues them.
         import platform.celery  # noqa: F401
+
+        from prometheus_client import REGISTRY
+
+        from .metrics import ModelsCollector
+
+        REGISTRY.register(ModelsCollector())

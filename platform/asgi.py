@@ -20,6 +20,8 @@ from django.urls import re_path  # noqa: E402
 
 from chat.routing import websocket_urlpatterns as chat_sockets  # noqa: E402
 from models_admin.routing import websocket_urlpatterns as models_sockets  # noqa: E402
+from observability.asgi import observed  # noqa: E402
+from observability.server import start_metrics_server  # noqa: E402
 from webio.asgi import body_limit  # noqa: E402
 from webio.sockets import RefuseConsumer  # noqa: E402
 
@@ -94,9 +96,11 @@ unknown_socket = re_path(r"", RefuseConsumer.as_asgi())
 
 application = ProtocolTypeRouter(
     {
-        "http": limited_http,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([*chat_sockets, *models_sockets, unknown_socket]))
+        "http": observed(limited_http),
+        "websocket": observed(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*chat_sockets, *models_sockets, unknown_socket])))
         ),
     }
 )
+# daphne has no lifespan events: the metrics listener starts when the application loads.
+start_metrics_server()

@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "accounts",
     "audit",
     "inference",
+    "observability",
 ]
 
 MIDDLEWARE = [
@@ -534,11 +535,32 @@ CELERY_BEAT_SCHEDULE = {
 PLATFORM_ADMIN_USER = env.str("PLATFORM_ADMIN_USER", default="admin")
 PLATFORM_ADMIN_PASSWORD = _secret("PLATFORM_ADMIN_PASSWORD", default="") or ""
 
+# Every record carries the request id (observability/context.py); LOG_FORMAT=json writes one
+# JSON object per line (python-json-logger) for a log collector.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "observability.context.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+# Prometheus metrics on a listener of their own (observability/server.py), off by default;
+# never on the users' port. Each web process needs its own port.
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+METRICS_ADDR = env.str("METRICS_ADDR", default="127.0.0.1")

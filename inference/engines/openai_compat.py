@@ -24,6 +24,8 @@ import orjson
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from observability.context import request_id
+
 from .base import (
     ChatMessage,
     Delta,
@@ -191,7 +193,12 @@ class OpenAICompatEngine(Engine):
             self._release(spec, endpoint)
 
     def _headers(self, endpoint: Endpoint) -> dict[str, str]:
-        return {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+        # The request id of the web request or socket this answer serves: vLLM logs it, so
+        # one id follows a request from the web node's log to the engine's.
+        headers = {"X-Request-ID": request_id.get()}
+        if endpoint.api_key:
+            headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        return headers
 
     def _body(self, spec: ModelSpec, options: GenerationOptions) -> dict[str, Any]:
         # The model's defaults are already in ``options`` (``generation_options``).
