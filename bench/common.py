@@ -134,7 +134,7 @@ class Platform:
             self.process.kill()
 
 
-def start_platform(log_dir: Path, *, vllm_url: str = "") -> Platform:
+def start_platform(log_dir: Path, *, vllm_url: str = "", extra_env: dict[str, str] | None = None) -> Platform:
     port = free_port()
     env = {
         **os.environ,
@@ -145,6 +145,7 @@ def start_platform(log_dir: Path, *, vllm_url: str = "") -> Platform:
     }
     if vllm_url:
         env["VLLM_URL"] = vllm_url
+    env.update(extra_env or {})
     log = (log_dir / "daphne.log").open("wb")
     started = time.perf_counter()
     process = subprocess.Popen(

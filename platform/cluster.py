@@ -162,7 +162,10 @@ class Cluster:
             name = f"node-{string.ascii_lowercase[index]}"
             port = self.first_node_port + index if self.first_node_port else free_port()
             command = [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--proxy-headers", "platform.asgi:application"]
-            child = Child(name, command, self._env(NODE_NAME=name), self.log_dir / f"{name}.log")
+            extra = {"NODE_NAME": name}
+            if self.env.get("METRICS_PORT"):  # each node its own metrics port: the given one, then the next
+                extra["METRICS_PORT"] = str(int(self.env["METRICS_PORT"]) + index)
+            child = Child(name, command, self._env(**extra), self.log_dir / f"{name}.log")
             self.nodes.append(Node(name, port, child))
             self.children.append(child)
         if self.worker:
@@ -246,7 +249,7 @@ def main() -> int:
     if not 1 <= args.nodes <= 26:
         parser.error("--nodes takes 1 to 26")
     data_dir = Path(os.environ.get("DATA_DIR", ROOT / "var"))
-    env = {key: os.environ.get(key, "") for key in ("DATABASE_URL", "REDIS_URL")}
+    env = {key: os.environ.get(key, "") for key in ("DATABASE_URL", "REDIS_URL", "METRICS_PORT") if os.environ.get(key)}
     # The schema and the first admin once, before any node serves.
     setup_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "platform.settings"}
     for command in (["migrate", "--noinput"], ["collectstatic", "--noinput", "--verbosity", "0"], ["bootstrap"]):
