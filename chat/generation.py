@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from accounts.models import UsageOutcome
@@ -183,13 +185,26 @@ async def _stream(job: GenerationJob, answer: _Answer) -> None:
         await answer.add(text)
 
 
+# One thread of its own for every answer's lease writes in this process: it never waits behind
+# the thread-sensitive executor (where a model may be loading for seconds), and it holds at
+# most one database connection, given back after each write.
+_LEASES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer-leases")
+
+
+def _checkpoint(*, message_id: int, content: str, lease_seconds: float) -> bool:
+    try:
+        return message_checkpoint(message_id=message_id, content=content, lease_seconds=lease_seconds)
+    finally:
+        connection.close()
+
+
 async def _keep_lease(message_id: int, answer: _Answer) -> None:
     """At once, then every GENERATION_CHECKPOINT_SECONDS: the text so far and a renewed lease,
     one write. If this process dies, the answer keeps that text and its lease runs out (the
     beat's ``messages_interrupted`` finalises it); nodes that restart leave other nodes'
     answers be. Not on the thread-sensitive executor: a model loading there (seconds) must not
     hold up the lease."""
-    checkpoint = database_sync_to_async(message_checkpoint, thread_sensitive=False)
+    checkpoint = sync_to_async(_checkpoint, thread_sensitive=False, executor=_LEASES)
     while True:
         try:
             await checkpoint(message_id=message_id, content=answer.text(), lease_seconds=settings.GENERATION_LEASE_SECONDS)

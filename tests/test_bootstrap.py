@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 
 from chat.models import Conversation, Message, MessageStatus, Role
 from models_admin.models import LLMModel
@@ -49,7 +51,14 @@ def test_answers_cut_off_by_a_restart_are_marked_failed(settings: Any) -> None:
     settings.PLATFORM_ADMIN_PASSWORD = "a-long-chosen-password"
     owner = get_user_model().objects.create_user(username="alice", password="x")
     conversation = Conversation.objects.create(owner=owner)
-    answer = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.STREAMING)
-    bootstrap()
+    now = timezone.now()
+    # Its process stopped: the lease ran out. Another web node's answer renews its own.
+    answer = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.STREAMING,
+                                    content="Half an", lease_until=now - timedelta(seconds=1))
+    elsewhere = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.STREAMING,
+                                       lease_until=now + timedelta(seconds=20))
+    assert "Marked 1 answer(s) interrupted" in bootstrap()
     answer.refresh_from_db()
-    assert answer.status == MessageStatus.ERROR and "restarted" in answer.error
+    assert answer.status == MessageStatus.ERROR and "restarted" in answer.error and answer.content == "Half an"
+    elsewhere.refresh_from_db()
+    assert elsewhere.status == MessageStatus.STREAMING

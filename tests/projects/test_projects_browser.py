@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 
 from chat.models import Conversation
 from models_admin.models import LLMModel
@@ -24,8 +25,14 @@ T = TypeVar("T")
 def off_loop(service: Callable[..., T], **kwargs: Any) -> T:
     """Run a service in another thread: Playwright's event loop runs in this one, and the
     services' after-commit socket notices (async_to_sync) refuse to run beside a loop."""
+    def run() -> T:
+        try:
+            return service(**kwargs)
+        finally:
+            connection.close()  # this thread's own connection goes back to the pool
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(service, **kwargs).result()
+        return pool.submit(run).result()
 
 
 def log_in(page: Any, server: LiveServer, username: str, then: str) -> None:  # noqa: F811

@@ -63,7 +63,7 @@ def cluster(django_db_setup: None, django_db_blocker: Any, hub: ModelServer, tmp
         "DEFAULT_MAX_TOKENS": "1500",
         # Short leases, so that a killed node's answers are finalised within seconds here.
         "GENERATION_CHECKPOINT_SECONDS": "0.5",
-        "GENERATION_LEASE_SECONDS": "4",
+        "GENERATION_LEASE_SECONDS": "8",
         "GENERATION_SWEEP_SECONDS": "1",
     }
     cluster = Cluster(env=env, log_dir=tmp_path_factory.mktemp("cluster"))
