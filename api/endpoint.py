@@ -25,8 +25,9 @@ from pydantic import BaseModel, ValidationError
 
 from accounts import selectors, services
 from generation.limits import GenerationRefused, check_message_count
+from webio.outages import is_outage
 
-from .errors import ApiError, Protocol, error_response
+from .errors import ApiError, Protocol, error_response, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,11 @@ def api_endpoint(protocol: Protocol, *methods: str, admin: bool = False) -> Call
                 response = await view(request, api, *args, **kwargs)
             except ApiError as exc:
                 return error_response(protocol, await _ranked(api, exc))
-            except Exception:
+            except Exception as exc:
+                if is_outage(exc):
+                    # PostgreSQL or Redis restarting: the same request will work in a moment.
+                    logger.warning("API request %s %s: a service is unreachable: %s", request.method, request.path, exc)
+                    return error_response(protocol, unavailable())
                 logger.exception("API request %s %s failed", request.method, request.path)
                 return error_response(protocol, ApiError(500, "internal error"))
             if api.caller is None:  # a view must never answer before the key was checked

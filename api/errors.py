@@ -7,6 +7,8 @@ from typing import Any
 
 from django.http import JsonResponse
 
+from webio.outages import RETRY_AFTER_SECONDS
+
 
 class Protocol(str, Enum):
     OLLAMA = "ollama"
@@ -36,6 +38,16 @@ class ApiError(Exception):
 def model_not_found(name: str) -> ApiError:
     # The same answer for a missing model and one the caller may not use, so names don't leak.
     return ApiError(404, f"model '{name}' not found", code="model_not_found", param="model")
+
+
+def unavailable() -> ApiError:
+    """503 with Retry-After: the database or Redis is unreachable for a moment."""
+    return ApiError(
+        503,
+        "the service is temporarily unavailable (its database cannot be reached); try again shortly",
+        code="service_unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 _OPENAI_TYPES = {

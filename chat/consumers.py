@@ -11,6 +11,7 @@ revoked or a member removed while the socket is open stops working at once.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -21,14 +22,17 @@ from django.utils.translation import gettext as _
 from accounts.models import UsageSource
 from accounts.selectors import user_is_pending
 from generation.run import GenerationRefused, GenerationRun, prepare
+from webio import layer_watch
 from webio.sockets import SafeJsonConsumer
 
 from . import services
 from .access import Access, ConversationForbidden, ConversationNotFound, conversation_access, get_conversation
 from .events import conversation_group, relay, user_group
-from .generation import GenerationJob, request_snapshot, request_stop, start_generation
+from .generation import GenerationJob, publish, request_snapshot, request_stop, start_generation
 from .models import Conversation, Message, MessageStatus
 from .serializers import message_payload
+
+logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -134,8 +138,15 @@ class _UserSocket(SafeJsonConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
+        layer_watch.unwatch(self)
         for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # Redis down: its subscriptions went with it
+                logger.warning("could not leave %s", group, exc_info=True)
+
+    async def resync(self) -> None:
+        """The channel layer came back after losing messages (webio.layer_watch)."""
 
     async def chat_relay(self, event: dict[str, str]) -> None:
         await self.send(text_data=event["text"])
@@ -184,7 +195,21 @@ class ConversationConsumer(_UserSocket):
         # to the group, so this socket cannot miss it.
         await self.join(conversation_group(conversation.id), user_group(user.pk))
         await self.accept()
+        layer_watch.watch(self)
         await self.send_json({"type": "access", "level": _LEVELS[self.access]})
+        await self._send_answer_state(answer)
+
+    async def resync(self) -> None:
+        """Messages published while the layer was down are lost: the page reloads the
+        conversation (sync.json), and the running answer's text comes as a snapshot."""
+        opened = await _open(self.scope["user"], self.conversation_id)
+        if opened is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        await self.send_json({"type": "resync"})
+        await self._send_answer_state(opened[2])
+
+    async def _send_answer_state(self, answer: Message | None) -> None:
         if answer is None:
             return
         if answer.status == MessageStatus.STREAMING:
@@ -226,7 +251,8 @@ class ConversationConsumer(_UserSocket):
             return
         group = conversation_group(self.conversation_id)
         for frame in frames:
-            await self.channel_layer.group_send(group, relay(frame))
+            if not await publish(self.channel_layer, group, relay(frame)):
+                await self.send_json(frame)  # Redis down: at least the sender sees it; others resync
         start_generation(
             GenerationJob(
                 conversation_id=self.conversation_id,

@@ -54,6 +54,18 @@ class GenerationJob:
     auto_title: bool = False
 
 
+async def publish(layer: BaseChannelLayer, group: str, event: dict[str, Any]) -> bool:
+    """Send to a group; False instead of an exception when the layer (Redis) is down. An
+    answer goes on generating and is stored either way; sockets resync when the layer is back
+    (webio.layer_watch)."""
+    try:
+        await layer.group_send(group, event)
+    except Exception:
+        logger.warning("could not publish to %s (channel layer down?)", group, exc_info=True)
+        return False
+    return True
+
+
 class _Answer:
     """The growing answer and its batched fan-out."""
 
@@ -68,6 +80,8 @@ class _Answer:
         self.last_flush = 0.0
         self.interval = settings.STREAM_FLUSH_MS / 1000
         self.lock = asyncio.Lock()
+        #: A frame could not be published (Redis down): the next one is a snapshot.
+        self.gap = False
 
     def text(self) -> str:
         return "".join(self.sent) + "".join(self.pending)
@@ -89,9 +103,12 @@ class _Answer:
             self.sent_length += len(chunk)
             self.started = True
             self.last_flush = time.monotonic()
-            await self.layer.group_send(
-                self.group, relay({"type": "delta", "id": self.message_id, "start": start, "text": chunk})
-            )
+            if self.gap:
+                # Deltas were lost while the layer was down: the whole text, once, closes the gap.
+                frame: dict[str, Any] = {"type": "snapshot", "id": self.message_id, "text": self.text()}
+            else:
+                frame = {"type": "delta", "id": self.message_id, "start": start, "text": chunk}
+            self.gap = not await publish(self.layer, self.group, relay(frame))
 
     async def flush_periodically(self) -> None:
         while True:
@@ -119,7 +136,10 @@ async def run_generation(job: GenerationJob) -> None:
     assert layer is not None
     answer = _Answer(layer, conversation_group(job.conversation_id), job.message_id, job.prefix)
     control = await layer.new_channel()
-    await layer.group_add(control_group(job.message_id), control)
+    try:
+        await layer.group_add(control_group(job.message_id), control)
+    except Exception:  # Redis down: the answer still runs; Stop works once it is back (resubscribed)
+        logger.warning("answer %s could not listen for stop requests", job.message_id, exc_info=True)
     stop_requested = asyncio.Event()
     listener = asyncio.create_task(_listen(layer, control, answer, stop_requested))
     ticker = asyncio.create_task(answer.flush_periodically())
@@ -149,27 +169,35 @@ async def run_generation(job: GenerationJob) -> None:
     finally:
         streaming.cancel()  # a no-op once it has finished; stops it if this job was cancelled
         ticker.cancel()
-        keeper.cancel()
         listener.cancel()
         await answer.flush()
-        await layer.group_discard(control_group(job.message_id), control)
+        try:
+            await layer.group_discard(control_group(job.message_id), control)
+        except Exception:
+            logger.warning("answer %s could not leave its control group", job.message_id, exc_info=True)
     content = answer.text()
     run = job.run
     cut_off = status == MessageStatus.COMPLETE and run.done_reason == "length"
-    # The one usage rule (generation.run) and the answer's one write, in one transaction.
-    await run.finish(
-        _OUTCOMES[status],
-        also=lambda: message_finalize(
-            message_id=job.message_id,
-            content=content,
-            status=status,
-            error=error,
-            prompt_tokens=run.prompt_tokens,
-            completion_tokens=run.completion_tokens,
-            cut_off=cut_off,
-        ),
-    )
-    await layer.group_send(
+    # The one usage rule (generation.run) and the answer's one write, in one transaction. The
+    # lease keeper runs until it is stored: a database that is restarting delays the write
+    # (generation.run retries it) but must not let the lease run out meanwhile.
+    try:
+        await run.finish(
+            _OUTCOMES[status],
+            also=lambda: message_finalize(
+                message_id=job.message_id,
+                content=content,
+                status=status,
+                error=error,
+                prompt_tokens=run.prompt_tokens,
+                completion_tokens=run.completion_tokens,
+                cut_off=cut_off,
+            ),
+        )
+    finally:
+        keeper.cancel()
+    await publish(
+        layer,
         answer.group,
         relay(
             {"type": "done", "id": job.message_id, "status": str(status), "content": content, "error": error, "cut_off": cut_off}
@@ -219,9 +247,12 @@ async def _listen(layer: BaseChannelLayer, channel: str, answer: _Answer, stop: 
         if message["type"] == "gen.stop":
             stop.set()
         elif message["type"] == "gen.snapshot":
-            await layer.send(
-                message["reply_to"], relay({"type": "snapshot", "id": answer.message_id, "text": answer.text()})
-            )
+            try:
+                await layer.send(
+                    message["reply_to"], relay({"type": "snapshot", "id": answer.message_id, "text": answer.text()})
+                )
+            except Exception:  # the asker resyncs again once the layer is back
+                logger.warning("could not answer a snapshot request for %s", answer.message_id, exc_info=True)
 
 
 async def request_stop(message_id: int) -> None:

@@ -11,6 +11,7 @@ one web process), never in a process's own memory.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 import time
@@ -29,6 +30,8 @@ from accounts.selectors import EffectiveQuota, day_bounds, effective_quota, next
 from inference.engines.base import ChatMessage
 from observability import metrics
 from inference.prompting import text_of
+
+logger = logging.getLogger(__name__)
 
 
 class GenerationRefused(Exception):
@@ -138,13 +141,30 @@ def _key(kind: str, user_id: int, *extra: object) -> str:
     return ":".join(["quota", kind, digest, str(user_id), *(str(e) for e in extra)])
 
 
+def _counters_unreachable() -> GenerationRefused:
+    return GenerationRefused(
+        _("The server cannot count your requests at the moment. Please try again in a few seconds."),
+        status=503,
+        code="service_unavailable",
+        retry_after=2,
+    )
+
+
 def _incr(key: str, timeout: int) -> int:
-    cache.add(key, 0, timeout)
+    """Add one to a shared counter; 503 "try again" when the cache (Redis) is unreachable: a
+    request that cannot be counted is refused rather than let past every quota."""
     try:
-        return int(cache.incr(key))
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout)
-        return 1
+        cache.add(key, 0, timeout)
+        try:
+            return int(cache.incr(key))
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout)
+            return 1
+    except Exception as exc:
+        if isinstance(exc, GenerationRefused):
+            raise
+        logger.warning("quota counter %s unreachable", key, exc_info=True)
+        raise _counters_unreachable() from exc
 
 
 def count_request(*, user_id: int, limit: int | None, now: float | None = None) -> None:
@@ -197,6 +217,10 @@ class UserSlot:
                 cache.set(key, 0, SLOT_SAFETY_SECONDS)
         except ValueError:
             pass  # expired (the safety expiry): nothing left to give back
+        except Exception:
+            # Redis restarting: its counters start again from nothing, so there is nothing to
+            # give back; an answer must still be stored however its slot's return went.
+            logger.warning("could not give back %s", key, exc_info=True)
 
 
 # Answers running in this process, by model: the engine's queue is bounded here, before a
@@ -253,11 +277,14 @@ def user_slot(user_id: int, limit: int | None = None) -> UserSlot:
     limit = settings.MAX_CONCURRENT_GENERATIONS_PER_USER if limit is None else limit
     key = _key("running", user_id)
     running = _incr(key, SLOT_SAFETY_SECONDS)
-    cache.touch(key, SLOT_SAFETY_SECONDS)
+    try:
+        cache.touch(key, SLOT_SAFETY_SECONDS)
+    except Exception as exc:
+        raise _counters_unreachable() from exc
     if running > limit:
         try:
             cache.decr(key)
-        except ValueError:
+        except Exception:  # expired (ValueError), or Redis gone meanwhile: nothing to give back
             pass
         running -= 1
         raise GenerationRefused(

@@ -18,16 +18,19 @@ The browser socket (``chat.generation``), ``/api/chat``, ``/api/generate``,
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 import uuid
 from functools import cached_property
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 
 from accounts.models import UsageOutcome, UsageSource
 from accounts.services import usage_record
@@ -39,6 +42,8 @@ from observability import metrics
 from models_admin.selectors import ModelNotFound, get_model_for_user, model_spec
 
 from .limits import GenerationRefused, UserSlot, check_prompt, check_quota, model_slot
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["GenerationRefused", "GenerationRun", "UsageOutcome", "outcome_of", "prepare"]
 
@@ -213,7 +218,7 @@ class GenerationRun:
                     also()
 
         if record or also is not None:
-            await database_sync_to_async(write)()
+            await _store_until_reachable(database_sync_to_async(write))
 
     def _observe(self, outcome: UsageOutcome) -> None:
         metrics.generations.labels(self.model_name, str(outcome)).inc()
@@ -274,3 +279,21 @@ def outcome_of(exc: BaseException | None) -> UsageOutcome:
     if not isinstance(exc, Exception):
         return UsageOutcome.CLIENT_GONE  # GeneratorExit, CancelledError: the caller went away
     return UsageOutcome.ERROR
+
+
+async def _store_until_reachable(write: Callable[[], Awaitable[None]]) -> None:
+    """Run the run's one write, retrying while the database is unreachable (PostgreSQL
+    restarting, a failover) for up to GENERATION_STORE_RETRY_SECONDS: the answer's text lives
+    only in this process until then. Any other error is raised at once."""
+    deadline = time.monotonic() + settings.GENERATION_STORE_RETRY_SECONDS
+    pause = 0.25
+    while True:
+        try:
+            await write()
+            return
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + pause > deadline:
+                raise
+            logger.warning("the database is unreachable; retrying the answer's write in %.2f s", pause, exc_info=True)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)

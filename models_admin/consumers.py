@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
 from django.utils import timezone
 
+from webio import layer_watch
 from webio.sockets import SafeJsonConsumer
 
 from .models import Pull
@@ -51,11 +52,22 @@ class ModelsAdminConsumer(SafeJsonConsumer):
             await self.send_json(event)
         if isinstance(self.channel_layer, InMemoryChannelLayer):
             self.poller = asyncio.create_task(self._poll(started))
+        else:
+            layer_watch.watch(self)
+
+    async def resync(self) -> None:
+        """Redis came back: pull events published while it was down are lost, the rows are not."""
+        for event in await _snapshot():
+            await self.send_json(event)
 
     async def disconnect(self, code: int) -> None:
+        layer_watch.unwatch(self)
         if self.poller is not None:
             self.poller.cancel()
-        await self.channel_layer.group_discard(admin_group(), self.channel_name)
+        try:
+            await self.channel_layer.group_discard(admin_group(), self.channel_name)
+        except Exception:  # Redis down: the subscription went with it
+            pass
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         pass  # the page changes things through forms (CSRF-checked views), not the socket

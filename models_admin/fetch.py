@@ -9,6 +9,7 @@ check and the connection (DNS rebinding) therefore cannot steer us inward.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import json
@@ -51,6 +52,8 @@ _QUANT_RE: Final = re.compile(
 )
 _REPO_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+# A full file system and an exhausted quota mean the same to an admin: make room.
+_NO_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 Resolver = Callable[[str, int], Sequence[str]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -66,6 +69,19 @@ class DownloadError(Exception):
 
 class DownloadTooLarge(DownloadError):
     pass
+
+
+class DiskFull(DownloadError):
+    """The file system ran out of space while the file was written; the partial file is gone.
+
+    ``written`` is how much of the file reached the disk, ``total`` its size if known.
+    """
+
+    def __init__(self, *, written: int, total: int | None) -> None:
+        self.written = written
+        self.total = total
+        of = f" of {format_bytes(total)}" if total is not None else ""
+        super().__init__(f"The disk is full: the download stopped at {format_bytes(written)}{of}.")
 
 
 class DownloadCancelled(Exception):
@@ -327,9 +343,9 @@ def download(
 
     With ``resume`` an existing partial ``dest`` is continued with a Range request
     (or restarted if the server ignores it). Raises ``UnsafeURL``, ``DownloadError``
-    (``DownloadTooLarge`` above ``max_bytes``) or ``DownloadCancelled``. A failed or
-    cancelled download keeps its partial file for a resume; a too-large one or a
-    checksum mismatch deletes it.
+    (``DownloadTooLarge`` above ``max_bytes``, ``DiskFull`` when the disk fills up) or
+    ``DownloadCancelled``. A failed or cancelled download keeps its partial file for a
+    resume; a too-large one, a full disk or a checksum mismatch deletes it.
     """
     expected = expected_sha256.lower().removeprefix("sha256:") if expected_sha256 else None
     offset = dest.stat().st_size if resume and dest.is_file() else 0
@@ -425,7 +441,7 @@ def _receive(
 
     meter = _ProgressMeter(on_progress, start=offset, total=total)
     completed = offset
-    with dest.open("r+b" if offset else "wb") as out:
+    with disk_full_guard(dest, total=total), dest.open("r+b" if offset else "wb") as out:
         out.seek(offset)
         out.truncate()
         # iter_raw, not iter_bytes: a body compressed despite Accept-Encoding must not be
@@ -449,6 +465,31 @@ def _receive(
         )
     meter.update(completed, final=True)
     return completed, digest
+
+
+@contextmanager
+def disk_full_guard(dest: Path, *, total: int | None) -> Iterator[None]:
+    """Turn the disk filling up while the block writes ``dest`` into ``DiskFull``.
+
+    Open ``dest`` inside the block, so that it is closed before it is deleted: the partial
+    file is not kept for a resume as after a network error, because it holds the very
+    space that is missing (and an open file on some file systems keeps it until closed).
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE_ERRNOS:
+            raise
+        written = _size_or_zero(dest)
+        dest.unlink(missing_ok=True)
+        raise DiskFull(written=written, total=total) from exc
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _range_total(response: httpx.Response) -> int | None:

@@ -12,6 +12,9 @@ http_duration = Histogram(
     "platform_http_request_duration_seconds", "Time to the end of the response (streams included), by route.", ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+channel_layer_up = Gauge(
+    "platform_channel_layer_up", "1 while this web process's pings through the channel layer (Redis) come back, else 0."
+)
 sockets_open = Gauge("platform_websockets_open", "WebSocket connections open now, by route.", ["route"])
 
 generations_in_flight = Gauge(

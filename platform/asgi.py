@@ -22,7 +22,8 @@ from chat.routing import websocket_urlpatterns as chat_sockets  # noqa: E402
 from models_admin.routing import websocket_urlpatterns as models_sockets  # noqa: E402
 from observability.asgi import observed  # noqa: E402
 from observability.server import start_metrics_server  # noqa: E402
-from webio.asgi import body_limit  # noqa: E402
+from webio.asgi import body_limit, socket_guard  # noqa: E402
+from webio.backpressure import limit_websocket_backlog  # noqa: E402
 from webio.sockets import RefuseConsumer  # noqa: E402
 
 
@@ -98,9 +99,12 @@ application = ProtocolTypeRouter(
     {
         "http": observed(limited_http),
         "websocket": observed(
-            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*chat_sockets, *models_sockets, unknown_socket])))
+            socket_guard(
+                AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*chat_sockets, *models_sockets, unknown_socket])))
+            )
         ),
     }
 )
 # daphne has no lifespan events: the metrics listener starts when the application loads.
 start_metrics_server()
+limit_websocket_backlog(max_bytes=settings.WS_MAX_BACKLOG_BYTES)

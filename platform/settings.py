@@ -171,11 +171,16 @@ if env.str("DATABASE_URL", default=""):
         # A connection pool (psycopg_pool): connections go back to the pool after each request
         # instead of being opened anew (5-10 ms each), and long model calls never hold one.
         DATABASES["default"]["CONN_MAX_AGE"] = 0
+        # A pooled connection is checked before use: after PostgreSQL restarts, the pool's
+        # idle connections are dead, and the first requests would otherwise fail on them.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         if _bool("DB_POOL", default=True):
             DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
                 "min_size": 2,
                 "max_size": env.int("DB_POOL_MAX", default=20),
-                "timeout": 10,
+                # How long a request waits for a connection (all busy, or the server down)
+                # before it is answered 503 "try again".
+                "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
             }
 else:
     DATABASES = {
@@ -290,6 +295,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = _positive_int("MAX_REQUEST_BYTES", 16 * 1024 * 102
 # WebSocket frames: a larger one is answered with an error frame (the socket stays open).
 # daphne itself drops frames over 1 MiB (close 1009) before they reach the platform.
 WS_MAX_FRAME_BYTES = _positive_int("WS_MAX_FRAME_BYTES", 512 * 1024)
+# Bytes sent to one socket that its client has not taken yet (in daphne and in the kernel):
+# past this the socket is closed with 4503 and the page reconnects (webio/backpressure.py).
+WS_MAX_BACKLOG_BYTES = _positive_int("WS_MAX_BACKLOG_BYTES", 1024 * 1024)
 
 # --- Sign-in: single sign-on (OIDC), trusted header, local passwords, throttling ----------
 # accounts/signin/ and the README's "Single sign-on and sign-in". Every variable is in
@@ -438,6 +446,13 @@ GENERATION_CHECKPOINT_SECONDS = float(env.str("GENERATION_CHECKPOINT_SECONDS", d
 GENERATION_LEASE_SECONDS = float(env.str("GENERATION_LEASE_SECONDS", default="30"))
 GENERATION_SWEEP_SECONDS = float(env.str("GENERATION_SWEEP_SECONDS", default="15"))
 MAX_MESSAGE_CHARS = _positive_int("MAX_MESSAGE_CHARS", 100_000)
+# A finished answer whose one write meets an unreachable database (PostgreSQL restarting)
+# keeps retrying it this long, so its full text is stored once the database is back.
+GENERATION_STORE_RETRY_SECONDS = float(env.str("GENERATION_STORE_RETRY_SECONDS", default="120"))
+# Each web process pings itself through the channel layer (Redis) this often; when pings come
+# back after failing, its sockets resync (webio/layer_watch.py): Redis pub/sub loses what was
+# published while it was down.
+LAYER_PING_SECONDS = float(env.str("LAYER_PING_SECONDS", default="1"))
 # Name each conversation with the model after its first answer (in the background).
 CHAT_AUTO_TITLE = env.bool("CHAT_AUTO_TITLE", default=True)
 # Bounds on one generation request, whatever the interface (generation/limits.py).

@@ -29,3 +29,6 @@ urlpatterns = [
     path("", include("projects.urls")),
     path("", include("chat.urls")),
 ]
+
+# A 500 while the database is unreachable is a 503 "try again" page (or API JSON) instead.
+handler500 = "health.errors.server_error"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from .outages import CLOSE_TRY_AGAIN, is_outage
+
+logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -77,3 +82,43 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def socket_guard(app: App) -> App:
+    """Close a socket whose application failed because the database or Redis is unreachable
+    with CLOSE_TRY_AGAIN (4503), which the browser answers by reconnecting. Without it, a
+    failure during the handshake (the session lookup with PostgreSQL down) reaches the browser
+    as a bare HTTP 500 it cannot read. Other failures are left to daphne (1011)."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await app(scope, receive, send)
+            return
+        state = {"accepted": False, "closed": False}
+
+        async def tracking(message: dict[str, Any]) -> None:
+            if message["type"] == "websocket.accept":
+                state["accepted"] = True
+            elif message["type"] == "websocket.close":
+                state["closed"] = True
+            await send(message)
+
+        try:
+            await app(scope, receive, tracking)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            logger.warning("socket %s closed: a service is unreachable (%s)", scope.get("path"), exc)
+            if state["closed"]:
+                return
+            try:
+                if not state["accepted"]:
+                    await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
+            except Exception:  # the client left meanwhile
+                return
+            # Until the client has the close: an application that returns at once loses it.
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+
+    return guarded

@@ -27,6 +27,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from .json import BadJson, parse_json
+from .outages import is_outage
 
 __all__ = ["NOT_FOUND_CLOSE_CODE", "RefuseConsumer", "SafeJsonConsumer"]
 
@@ -76,7 +77,11 @@ class SafeJsonConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             await self.receive_json(content, **kwargs)
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):
+                logger.warning("%s: a service is unreachable: %s", type(self).__qualname__, exc)
+                await self.send_error(_("The server cannot reach its database at the moment. Please try again in a few seconds."))
+                return
             logger.exception("%s failed on a frame", type(self).__qualname__)
             await self.send_error(_("The request failed on the server. Please try again."))
 

@@ -25,6 +25,7 @@ from inference.fit import format_bytes
 from inference.gguf_info import GGUFInfo, InvalidGGUF, read_gguf_info
 
 from ..fetch import (
+    DiskFull,
     DownloadCancelled,
     DownloadError,
     DownloadTooLarge,
@@ -32,6 +33,7 @@ from ..fetch import (
     NoMatchingFile,
     Progress,
     UnsafeURL,
+    disk_full_guard,
     download,
     ensure_space,
 )
@@ -209,8 +211,8 @@ class _Reporter:
 
 def _is_transient(exc: DownloadError) -> bool:
     """Whether another attempt may get further (connection trouble, server errors)."""
-    if isinstance(exc, DownloadTooLarge):
-        return False
+    if isinstance(exc, DownloadTooLarge | DiskFull):
+        return False  # a full disk stays full until someone frees space
     if isinstance(exc.__cause__ or exc.__context__, httpx.TransportError):
         return True
     text = str(exc)
@@ -263,6 +265,9 @@ def pull_run(*, pull_id: int, owner: str = "") -> None:
     except DownloadCancelled:
         _pull_cleanup(pull)
         _finish_quietly(reporter, PullStatus.CANCELLED, detail="Cancelled")
+    except DiskFull as exc:
+        # Past the space check: the server sent no size, or another program filled the disk.
+        _pull_fail(pull, reporter, _disk_full_message(pull, exc, earlier_bytes=reporter.offset))
     except DownloadError as exc:
         if _is_transient(exc) and pull.attempts < PULL_MAX_ATTEMPTS:
             # Keep the partial file: the retry continues it with a Range request.
@@ -279,6 +284,16 @@ def pull_run(*, pull_id: int, owner: str = "") -> None:
     except Exception as exc:  # never leave a pull "running" behind an unexpected bug
         logger.exception("pull %s failed", pull_id)
         _pull_fail(pull, reporter, f"Unexpected error: {type(exc).__name__}: {exc}")
+
+
+def _disk_full_message(pull: Pull, exc: DiskFull, *, earlier_bytes: int) -> str:
+    """Say how far the pull got and where to make room."""
+    stopped = format_bytes(earlier_bytes + exc.written)
+    at = f"{stopped} of {format_bytes(pull.total_bytes)}" if pull.total_bytes else stopped
+    where = models_dir()
+    if pull.kind == PullKind.LOCAL:
+        return f"The disk is full: the import stopped at {at}. Free some space on {where} and import again."
+    return f"The disk is full: the download stopped at {at}. Free some space on {where} and pull again."
 
 
 def _finish_quietly(reporter: _Reporter, status: str, **fields: Any) -> None:
@@ -422,7 +437,8 @@ def _pull_local(pull: Pull, source: Source, reporter: _Reporter) -> LLMModel:
     digest = hashlib.sha256()
     started = time.monotonic()
     copied = 0
-    with source.path.open("rb") as src, temp.open("wb") as out:
+    # Another program can fill the disk after the space check: fail as a download would.
+    with disk_full_guard(temp, total=size), source.path.open("rb") as src, temp.open("wb") as out:
         while chunk := src.read(4 << 20):
             if reporter.should_cancel():
                 raise DownloadCancelled

@@ -288,6 +288,25 @@ describe("branches", () => {
     assert.equal(stale.phase, Phase.IDLE);
   });
 
+  test("a resync frame (the server lost frames) loads the conversation once, keeping the streamed text", () => {
+    let state = apply(generating(), frame({ type: "delta", id: 4, start: 0, text: "The lamp" }));
+    state = reduce(state, frame({ type: "resync" }));
+    assert.equal(state.loading, true);
+    assert.deepEqual(types(state), ["sync"]);
+    state = reduce(state, frame({ type: "snapshot", id: 4, text: "The lamp turns at night" }));
+    assert.deepEqual(types(state), [], "a second resync while loading asks nothing more");
+    state = reduce(state, frame({ type: "resync" }));
+    assert.deepEqual(types(state), []);
+    state = reduce(state, {
+      type: "view",
+      messages: [message(1, "user"), message(2, "assistant"), message(3, "user", { parent_id: 2 }), message(4, "assistant", { parent_id: 3, status: "streaming", content: "The" })],
+      generatingId: 4,
+    });
+    assert.equal(state.loading, false);
+    assert.equal(recordById(state, 4).content, "The lamp turns at night");
+    assert.equal(state.phase, Phase.GENERATING);
+  });
+
   test("the reply parent is the last answer in view, null for a first message", () => {
     assert.equal(replyParent(initialState(page())), 2);
     assert.equal(replyParent(initialState(page({ messages: [] }))), null);

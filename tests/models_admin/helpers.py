@@ -58,6 +58,9 @@ class ModelServer:
     redirects: dict[str, str] = field(default_factory=dict)
     bytes_per_second: float = 0.0  # 0: as fast as possible
     cut_after: int = 0  # > 0: the next file response breaks off after this many bytes
+    # True: files are sent whole, without Content-Length and ignoring Range, the body ending
+    # when the connection closes (as some servers and proxies do): nobody can know the size.
+    sizeless: bool = False
     seen: list[Seen] = field(default_factory=list)
 
     @property
@@ -116,7 +119,7 @@ def _handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
         def _send_file(self, data: bytes) -> None:
             size = len(data)
             start, end = 0, size - 1
-            match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+            match = None if server.sizeless else re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
             if match:
                 start = int(match.group(1))
                 end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
@@ -130,7 +133,11 @@ def _handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             else:
                 self.send_response(200)
-            self.send_header("Content-Length", str(end - start + 1))
+            if server.sizeless:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(end - start + 1))
             self.end_headers()
             cut = server.cut_after
             piece = 256 << 10

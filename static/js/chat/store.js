@@ -347,6 +347,10 @@ const frameHandlers = {
     return { ...next, generatingId: data.id, phase: answering(next) };
   },
 
+  // The server lost frames (its Redis restarted): load the conversation again; the running
+  // answer's text follows as a snapshot.
+  resync: (state, frame, replay) => (replay ? state : needSync(state, null)),
+
   snapshot(state, frame, replay) {
     if (indexOfId(state.view, frame.id) === -1) return replay ? state : needSync(state, frame);
     const next = updateRecord(state, frame.id, (record) => ({ ...mergeSnapshot(record, frame.text), status: "streaming" }));
