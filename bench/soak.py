@@ -74,6 +74,11 @@ def _engine(port: int, rate: float) -> None:
     asyncio.run(serve())
 
 
+#: Answers per chat before a tab opens its next chat (a new socket), and chats per tab.
+ROUNDS_PER_CHAT = 10
+CHATS_PER_SESSION = 3
+
+
 @dataclass
 class Stats:
     answers: int = 0
@@ -96,36 +101,50 @@ def _check_tokens(text: str, expected_seq: int, received_at: float, stats: Stats
     return expected_seq
 
 
-async def _session(index: int, url: str, cookie: str, conversations: list[str], stop_at: float, stats: Stats) -> None:
+async def _session(index: int, url: str, cookie: str, chats: list[str], stop_at: float, stats: Stats, real: bool) -> None:
+    """One browser tab: one socket per open chat, answers one after another; every
+    ``ROUNDS_PER_CHAT`` answers it opens its next chat (a new socket), as people do."""
     ws_url = url.replace("http://", "ws://")
     headers = {"Cookie": f"sessionid={cookie}", "Origin": url}
     round_ = 0
     while time.monotonic() < stop_at:
-        conversation = conversations[(index + round_ * 7) % len(conversations)]
-        round_ += 1
-        async with websockets.connect(f"{ws_url}/ws/c/{conversation}/", additional_headers=headers, max_size=None) as ws:
+        chat = chats[(round_ // ROUNDS_PER_CHAT) % len(chats)]
+        async with websockets.connect(f"{ws_url}/ws/c/{chat}/", additional_headers=headers, max_size=None) as ws:
             json.loads(await ws.recv())  # access
-            await ws.send(json.dumps({"type": "send", "content": f"session {index} round {round_}", "model": common.BENCH_MODEL}))
-            text, seq, answer_id = "", 0, None
-            while True:
-                event = json.loads(await asyncio.wait_for(ws.recv(), 120))
-                now = time.time()
-                if event["type"] == "delta" and event["id"] == answer_id:
-                    if event["start"] != len(text):
-                        stats.bad_deltas += 1
-                    text = text[: event["start"]] + event["text"]
-                    seq = _check_tokens(event["text"], seq, now, stats)
-                elif event["type"] == "message" and event["message"]["role"] == "assistant":
-                    answer_id = event["message"]["id"]
-                elif event["type"] == "done" and event["id"] == answer_id:
-                    if event["status"] != "complete" or event["content"] != text:
-                        stats.errors.append(f"answer {answer_id}: {event['status']} {event.get('error', '')}")
-                    stats.streamed[answer_id] = text
-                    stats.answers += 1
-                    break
-                elif event["type"] == "error":
-                    stats.errors.append(event["error"])
-                    break
+            for _ in range(ROUNDS_PER_CHAT):
+                if time.monotonic() >= stop_at:
+                    return
+                round_ += 1
+                if not await _answer(ws, f"session {index} round {round_}", stats, real):
+                    return
+
+
+async def _answer(ws: Any, content: str, stats: Stats, real: bool) -> bool:
+    await ws.send(json.dumps({"type": "send", "content": content, "model": common.BENCH_MODEL}))
+    text, seq, answer_id, last = "", 0, None, time.time()
+    while True:
+        event = json.loads(await asyncio.wait_for(ws.recv(), 300))
+        now = time.time()
+        if event["type"] == "delta" and event["id"] == answer_id:
+            if event["start"] != len(text):
+                stats.bad_deltas += 1
+            text = text[: event["start"]] + event["text"]
+            if real:  # no timestamps in a real model's words: the gap between deltas instead
+                stats.delays.append(now - last)
+                last = now
+            else:
+                seq = _check_tokens(event["text"], seq, now, stats)
+        elif event["type"] == "message" and event["message"]["role"] == "assistant":
+            answer_id, last = event["message"]["id"], now
+        elif event["type"] == "done" and event["id"] == answer_id:
+            if event["status"] != "complete" or event["content"] != text:
+                stats.errors.append(f"answer {answer_id}: {event['status']} {event.get('error', '')}")
+            stats.streamed[answer_id] = text
+            stats.answers += 1
+            return True
+        elif event["type"] == "error":
+            stats.errors.append(event["error"])
+            return False
 
 
 async def _api_trickle(url: str, key: str, stop_at: float, stats: Stats) -> None:
@@ -152,22 +171,30 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--tokens", type=int, default=48, help="tokens per answer")
     parser.add_argument("--rate", type=float, default=20, help="tokens per second per answer")
+    parser.add_argument("--engine", choices=["stand-in", "real"], default="stand-in",
+                        help="real: the bundled model in the platform's embedded engine (use as many sessions as saturate it)")
     args = parser.parse_args()
     data_dir = common.temp_data_dir()
     common.setup_django(data_dir)
-    data = common.prepare_data(args.tokens, backend="vllm")
-    port = common.free_port()
-    engine = multiprocessing.Process(target=_engine, args=(port, args.rate), daemon=True)
-    engine.start()
-    platform = common.start_platform(
-        data_dir, vllm_url=f"http://127.0.0.1:{port}",
-        extra_env={"MAX_GENERATIONS_PER_MODEL": str(args.sessions * 2), "CHAT_AUTO_TITLE": "false"},
-    )
+    real = args.engine == "real"
+    data = common.prepare_data(args.tokens, backend="embedded" if real else "vllm")
+    env = {
+        "MAX_GENERATIONS_PER_MODEL": str(args.sessions * 2),
+        "MAX_CONCURRENT_GENERATIONS_PER_USER": str(args.sessions * 2),  # one bench user has every tab
+        "CHAT_AUTO_TITLE": "false",
+    }
+    engine = None
+    if not real:
+        port = common.free_port()
+        engine = multiprocessing.Process(target=_engine, args=(port, args.rate), daemon=True)
+        engine.start()
+    platform = common.start_platform(data_dir, vllm_url="" if real else f"http://127.0.0.1:{port}", extra_env=env)
     try:
         stats, memory = asyncio.run(_run(args, data, platform))
     finally:
         platform.stop()
-        engine.terminate()
+        if engine is not None:
+            engine.terminate()
     _report(args, stats, memory)
 
 
@@ -177,8 +204,9 @@ async def _run(args: argparse.Namespace, data: dict[str, Any], platform: common.
     from accounts.services import api_key_create
     from chat.services import conversation_create
 
-    conversations = [
-        str((await sync_to_async(conversation_create)(owner=data["user"], model_name=common.BENCH_MODEL)).id)
+    create = sync_to_async(conversation_create)
+    chats = [
+        [str((await create(owner=data["user"], model_name=common.BENCH_MODEL)).id) for _ in range(CHATS_PER_SESSION)]
         for _ in range(args.sessions)
     ]
     _key, secret = await sync_to_async(api_key_create)(user=data["user"], name="soak")
@@ -186,7 +214,7 @@ async def _run(args: argparse.Namespace, data: dict[str, Any], platform: common.
     memory: list[tuple[float, float]] = []
     stop_at = time.monotonic() + args.minutes * 60
     await asyncio.gather(
-        *(_session(i, platform.url, data["session_key"], conversations, stop_at, stats) for i in range(args.sessions)),
+        *(_session(i, platform.url, data["session_key"], chats[i], stop_at, stats, args.engine == "real") for i in range(args.sessions)),
         _api_trickle(platform.url, secret, stop_at, stats),
         _memory(platform.process.pid, stop_at, memory),
     )
@@ -201,13 +229,22 @@ def _report(args: argparse.Namespace, stats: Stats, memory: list[tuple[float, fl
     delays = sorted(stats.delays)
     warm = [rss for t, rss in memory if t >= min(60.0, args.minutes * 60 / 5)]
     print(f"Machine: {common.machine()}")
-    print(f"{args.sessions} sessions for {args.minutes:g} min, {args.tokens} tokens per answer at {args.rate:g} tokens/s (fixed-rate stand-in engine)")
+    if args.engine == "real":
+        print(f"{args.sessions} sessions for {args.minutes:g} min, {args.tokens} tokens per answer (the real embedded engine, bundled model)")
+    else:
+        print(f"{args.sessions} sessions for {args.minutes:g} min, {args.tokens} tokens per answer at {args.rate:g} tokens/s (fixed-rate stand-in engine)")
     print(f"answers finished: {stats.answers}, API calls: {stats.api_calls} ({stats.api_errors} not 200)")
     print(f"deltas lost, doubled or out of order: {stats.bad_deltas}; answers stored differently from streamed: {mismatched}")
     print(f"errors: {len(stats.errors)} {stats.errors[:3]}")
     if delays:
-        print(f"token delay engine -> browser: p50 {statistics.median(delays) * 1000:.1f} ms, "
-              f"p99 {delays[int(len(delays) * 0.99) - 1] * 1000:.1f} ms ({len(delays)} tokens)")
+        what = "gap between deltas" if args.engine == "real" else "token delay engine -> browser"
+        print(f"{what}: p50 {statistics.median(delays) * 1000:.1f} ms, "
+              f"p99 {delays[int(len(delays) * 0.99) - 1] * 1000:.1f} ms ({len(delays)} samples)")
+    tokens = sum(len(text) for text in stats.streamed.values())
+    print(f"characters streamed: {tokens}")
+    if memory:
+        every = max(1, len(memory) // 12)
+        print("web process RSS over time: " + ", ".join(f"{t:.0f} s {rss:.0f} MiB" for t, rss in memory[::every]))
     if warm:
         growth = (warm[-1] - warm[0]) / warm[0] * 100
         print(f"web process RSS after warm-up {warm[0]:.0f} MiB, at the end {warm[-1]:.0f} MiB ({growth:+.1f} %), peak {max(warm):.0f} MiB")

@@ -424,6 +424,8 @@ EMBEDDED_PARALLEL = _positive_int("EMBEDDED_PARALLEL", 8)
 EMBEDDED_THREADS = env.int("EMBEDDED_THREADS", default=0)  # 0: all cores
 EMBEDDED_CONTEXT = _positive_int("EMBEDDED_CONTEXT", 4096)  # tokens per parallel slot
 EMBEDDED_BATCH = _positive_int("EMBEDDED_BATCH", 128)  # prompt tokens per engine step (fairness)
+# Host memory llama.cpp may use per loaded model for its cache of earlier prompts (MiB).
+EMBEDDED_CACHE_RAM_MIB = env.int("EMBEDDED_CACHE_RAM_MIB", default=256)
 VLLM_URL = env.str("VLLM_URL", default="")
 VLLM_API_KEY = _secret("VLLM_API_KEY", default="") or ""
 VLLM_MODEL = env.str("VLLM_MODEL", default="")

@@ -284,6 +284,10 @@ class EmbeddedEngine(OpenAICompatEngine):
         params.n_threads_http = max(64, parallel * 8)
         # llama.cpp logs every token batch at its default verbosity; keep warnings and errors.
         params.verbosity = 3 if settings.ENGINE_DEBUG_LOG else 0
+        # llama.cpp keeps finished prompts' states in host memory to reuse them, up to 8 GiB
+        # per loaded model by default: a long soak grew the web process by ~2 MiB/s with no
+        # end in sight. Bound it (0 switches the cache off).
+        params.cache_ram_mib = settings.EMBEDDED_CACHE_RAM_MIB
         params.endpoint_metrics = True
         params.endpoint_slots = True
         threads = settings.EMBEDDED_THREADS or (os.cpu_count() or 1)
