@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import JsonResponse
 
-from webio.outages import RETRY_AFTER_SECONDS
+from webio.outages import API_UNAVAILABLE_MESSAGE, RETRY_AFTER_SECONDS
 
 
 class Protocol(str, Enum):
@@ -44,7 +44,7 @@ def unavailable() -> ApiError:
     """503 with Retry-After: the database or Redis is unreachable for a moment."""
     return ApiError(
         503,
-        "the service is temporarily unavailable (its database cannot be reached); try again shortly",
+        API_UNAVAILABLE_MESSAGE,
         code="service_unavailable",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )

@@ -145,9 +145,6 @@ class _UserSocket(SafeJsonConsumer):
             except Exception:  # Redis down: its subscriptions went with it
                 logger.warning("could not leave %s", group, exc_info=True)
 
-    async def resync(self) -> None:
-        """The channel layer came back after losing messages (webio.layer_watch)."""
-
     async def chat_relay(self, event: dict[str, str]) -> None:
         await self.send(text_data=event["text"])
 

@@ -161,8 +161,6 @@ def _incr(key: str, timeout: int) -> int:
             cache.add(key, 1, timeout)
             return 1
     except Exception as exc:
-        if isinstance(exc, GenerationRefused):
-            raise
         logger.warning("quota counter %s unreachable", key, exc_info=True)
         raise _counters_unreachable() from exc
 

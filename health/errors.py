@@ -19,10 +19,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 from django.views import defaults
 
-from webio.outages import RETRY_AFTER_SECONDS, is_outage
+from webio.outages import API_UNAVAILABLE_MESSAGE, RETRY_AFTER_SECONDS, is_outage
 
 _API_PATH = re.compile(settings.API_PATH_REGEX)
-_API_MESSAGE = "the service is temporarily unavailable (its database cannot be reached); try again shortly"
 
 
 def database_reachable(timeout: int = 2) -> bool:
@@ -49,10 +48,10 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
     if _API_PATH.match(request.path):
         if "/v1/" in request.path:
             body: dict[str, object] = {
-                "error": {"message": _API_MESSAGE, "type": "api_error", "param": None, "code": "service_unavailable"}
+                "error": {"message": API_UNAVAILABLE_MESSAGE, "type": "api_error", "param": None, "code": "service_unavailable"}
             }
         else:
-            body = {"error": _API_MESSAGE}
+            body = {"error": API_UNAVAILABLE_MESSAGE}
         response = JsonResponse(body, status=503)
     else:
         # Rendered without a request context: the session, the user and the context

@@ -80,7 +80,6 @@ async def _run() -> None:
     sent = 0
     try:
         while True:
-            ok = False
             try:
                 if channel is None:
                     channel = await layer.new_channel("watch.")
@@ -95,16 +94,12 @@ async def _run() -> None:
                 ok = True
             except Exception:  # Redis down (ConnectionError), or the ping was lost (timeout)
                 ok = False
+            metrics.channel_layer_up.set(1 if ok else 0)
             if ok and not up:
-                up = True
-                metrics.channel_layer_up.set(1)
                 await _resync_all()
-            elif not ok and up:
-                up = False
-                metrics.channel_layer_up.set(0)
+            elif up and not ok:
                 logger.warning("the channel layer (Redis) does not answer; sockets will resync when it is back")
-            else:
-                metrics.channel_layer_up.set(1 if up else 0)
+            up = ok
             await asyncio.sleep(interval)
     finally:
         if receiver is not None:

@@ -19,6 +19,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 CLOSE_TRY_AGAIN = 4503
 #: Seconds a client is asked to wait (Retry-After) while a service is unreachable.
 RETRY_AFTER_SECONDS = 5
+#: What the API says then (protocol text, in English, as clients match on it).
+API_UNAVAILABLE_MESSAGE = "the service is temporarily unavailable (its database cannot be reached); try again shortly"
 
 _UNREACHABLE = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 

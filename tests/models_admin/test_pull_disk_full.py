@@ -172,6 +172,11 @@ def assert_pulled_smollm(pull: Pull, volume: Volume) -> None:
     assert not list((volume.models / "tmp").iterdir())
 
 
+def assert_pulls_once_space_is_free(actor: AbstractUser, name: str, volume: Volume) -> None:
+    volume.filler.unlink()
+    assert_pulled_smollm(run(pull_start(actor=actor, name=name, model_name="smol:pulled")), volume)
+
+
 @pytest.mark.django_db
 def test_a_disk_filled_by_another_program_mid_download_fails_the_pull_and_frees_its_space(
     admin_user: AbstractUser, volume: Volume, model_server: ModelServer
@@ -190,9 +195,8 @@ def test_a_disk_filled_by_another_program_mid_download_fails_the_pull_and_frees_
     assert 16 * MiB < stopped_at(pull.error) < len(SMOLLM_BYTES)
     assert_gave_everything_back(pull, volume)
 
-    volume.filler.unlink()
     model_server.bytes_per_second = 0
-    assert_pulled_smollm(run(pull_start(actor=admin_user, name=source, model_name="smol:pulled")), volume)
+    assert_pulls_once_space_is_free(admin_user, source, volume)
 
 
 @pytest.mark.django_db
@@ -211,8 +215,7 @@ def test_a_download_of_unknown_size_that_outgrows_the_disk_fails_and_works_once_
     assert 60 * MiB < stopped_at(pull.error) <= 64 * MiB
     assert_gave_everything_back(pull, volume)
 
-    volume.filler.unlink()
-    assert_pulled_smollm(run(pull_start(actor=admin_user, name=source, model_name="smol:pulled")), volume)
+    assert_pulls_once_space_is_free(admin_user, source, volume)
 
 
 def test_a_download_onto_a_full_disk_raises_disk_full_and_deletes_its_partial_file(
@@ -290,8 +293,7 @@ def test_an_import_that_fills_the_disk_fails_and_leaves_the_original_alone(
     assert_gave_everything_back(pull, volume)
     assert original.read_bytes() == SMOLLM_BYTES
 
-    volume.filler.unlink()
-    assert_pulled_smollm(run(pull_start(actor=admin_user, name="smol.gguf", model_name="smol:pulled")), volume)
+    assert_pulls_once_space_is_free(admin_user, "smol.gguf", volume)
 
 
 @pytest.mark.django_db(transaction=True)
