@@ -87,6 +87,8 @@ class Stats:
     bad_deltas: int = 0
     errors: list[str] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
+    # Send to first delta, per answer: with more tabs than engine slots this is the queueing.
+    first_deltas: list[float] = field(default_factory=list)
     streamed: dict[int, str] = field(default_factory=dict)
 
 
@@ -122,12 +124,15 @@ async def _session(index: int, url: str, cookie: str, chats: list[str], stop_at:
 async def _answer(ws: Any, content: str, stats: Stats, real: bool) -> bool:
     await ws.send(json.dumps({"type": "send", "content": content, "model": common.BENCH_MODEL}))
     text, seq, answer_id, last = "", 0, None, time.time()
+    sent_at = last
     while True:
         event = json.loads(await asyncio.wait_for(ws.recv(), 300))
         now = time.time()
         if event["type"] == "delta" and event["id"] == answer_id:
             if event["start"] != len(text):
                 stats.bad_deltas += 1
+            if not text:
+                stats.first_deltas.append(now - sent_at)
             text = text[: event["start"]] + event["text"]
             if real:  # no timestamps in a real model's words: the gap between deltas instead
                 stats.delays.append(now - last)
@@ -222,6 +227,9 @@ async def _run(args: argparse.Namespace, data: dict[str, Any], platform: common.
 
 
 def _report(args: argparse.Namespace, stats: Stats, memory: list[tuple[float, float]]) -> None:
+    from django.db.models import Sum
+
+    from accounts.models import UsageRecord
     from chat.models import Message
 
     stored = dict(Message.objects.filter(pk__in=list(stats.streamed)).values_list("pk", "content"))
@@ -240,8 +248,15 @@ def _report(args: argparse.Namespace, stats: Stats, memory: list[tuple[float, fl
         what = "gap between deltas" if args.engine == "real" else "token delay engine -> browser"
         print(f"{what}: p50 {statistics.median(delays) * 1000:.1f} ms, "
               f"p99 {delays[int(len(delays) * 0.99) - 1] * 1000:.1f} ms ({len(delays)} samples)")
+    first = sorted(stats.first_deltas)
+    if first:
+        print(f"send to first delta: p50 {statistics.median(first) * 1000:.0f} ms, "
+              f"p99 {first[max(0, int(len(first) * 0.99) - 1)] * 1000:.0f} ms ({len(first)} answers)")
     tokens = sum(len(text) for text in stats.streamed.values())
     print(f"characters streamed: {tokens}")
+    generated = UsageRecord.objects.aggregate(total=Sum("completion_tokens"))["total"] or 0
+    print(f"tokens generated (usage records, answers and API calls): {generated}, "
+          f"{generated / (args.minutes * 60):.1f} tokens/s, {stats.answers / args.minutes:.1f} answers/min")
     if memory:
         every = max(1, len(memory) // 12)
         print("web process RSS over time: " + ", ".join(f"{t:.0f} s {rss:.0f} MiB" for t, rss in memory[::every]))

@@ -23,7 +23,7 @@ from models_admin.routing import websocket_urlpatterns as models_sockets  # noqa
 from observability.asgi import observed  # noqa: E402
 from observability.server import start_metrics_server  # noqa: E402
 from webio.asgi import body_limit, socket_guard  # noqa: E402
-from webio.backpressure import limit_websocket_backlog  # noqa: E402
+from webio.backpressure import limit_websocket_backlog, pace_http_responses  # noqa: E402
 from webio.sockets import RefuseConsumer  # noqa: E402
 
 
@@ -108,3 +108,4 @@ application = ProtocolTypeRouter(
 # daphne has no lifespan events: the metrics listener starts when the application loads.
 start_metrics_server()
 limit_websocket_backlog(max_bytes=settings.WS_MAX_BACKLOG_BYTES)
+pace_http_responses(max_bytes=settings.HTTP_MAX_BACKLOG_BYTES, stall_seconds=settings.HTTP_STALL_SECONDS)

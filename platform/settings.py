@@ -298,6 +298,11 @@ WS_MAX_FRAME_BYTES = _positive_int("WS_MAX_FRAME_BYTES", 512 * 1024)
 # Bytes sent to one socket that its client has not taken yet (in daphne and in the kernel):
 # past this the socket is closed with 4503 and the page reconnects (webio/backpressure.py).
 WS_MAX_BACKLOG_BYTES = _positive_int("WS_MAX_BACKLOG_BYTES", 1024 * 1024)
+# The same for HTTP responses (streamed answers, downloads): past this the response waits for
+# its client; one that takes nothing for HTTP_STALL_SECONDS is cut off and its generation
+# cancelled (webio/backpressure.py).
+HTTP_MAX_BACKLOG_BYTES = _positive_int("HTTP_MAX_BACKLOG_BYTES", 1024 * 1024)
+HTTP_STALL_SECONDS = _positive_int("HTTP_STALL_SECONDS", 60)
 
 # --- Sign-in: single sign-on (OIDC), trusted header, local passwords, throttling ----------
 # accounts/signin/ and the README's "Single sign-on and sign-in". Every variable is in

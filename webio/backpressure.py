@@ -25,13 +25,25 @@ reconnects on both (``static/js/chat/socket.js``) and is sent the running answer
 or the finished answer, on connect (``chat.consumers``). Generations never wait for a
 socket, so nothing is lost.
 
-The wrapper relies on daphne and Twisted internals (``serverSend``, the transport's
-``dataBuffer``/``offset``/``_tempDataLen``). Where they are missing it logs once and lets
-every frame through, as before.
+HTTP responses have the same hole: daphne writes every body message the application sends
+at once, so a streamed answer (``/api/chat``, ``/v1/chat/completions``) or a download to a
+client that reads slowly piles up in Twisted's buffer. There the sender can wait, because an
+HTTP response has one reader and nobody else needs the bytes: ``pace_http_responses`` wraps
+daphne's ``Server.handle_reply`` (the coroutine behind an HTTP application's ``send``) so
+that a body message waits while the client is more than ``HTTP_MAX_BACKLOG_BYTES`` behind.
+The streaming view then stops taking tokens, so at most the limit plus one chunk is held per
+response; a download is paced to the client's speed. A client that takes nothing at all for
+``HTTP_STALL_SECONDS`` is cut off (``abortConnection``): Django is told of the disconnect,
+the stream is cancelled, and with it the engine request (``api.generation.guarded``).
+
+The wrappers rely on daphne and Twisted internals (``serverSend``, ``Server.handle_reply``,
+the transport's ``dataBuffer``/``offset``/``_tempDataLen``). Where they are missing they log
+once and let everything through, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import struct
@@ -48,11 +60,15 @@ try:
 except (ImportError, AttributeError):  # not Linux, or no termios (Windows)
     _OUTQ = None
 
-__all__ = ["limit_websocket_backlog", "unsent_bytes"]
+__all__ = ["limit_websocket_backlog", "pace_http_responses", "unsent_bytes"]
 
 logger = logging.getLogger(__name__)
 
-_WRAPPED = "_platform_backlog_limit"  # on the wrapper: the limit it enforces
+_WRAPPED = "_platform_backlog_limit"  # on a wrapper: installed already
+# How often a paused HTTP response looks at its client's backlog again: a slow client's
+# response then moves in steps of at most this, and a fast one never waits at all.
+PACE_POLL_SECONDS = 0.02
+_PACED = "_platform_paced"  # on an HTTP request: its response has waited for the client once
 _CLOSING = "_platform_backlog_closing"  # on a protocol: closed for its backlog, frames dropped
 _warned: set[str] = set()
 
@@ -125,4 +141,88 @@ def limit_websocket_backlog(*, max_bytes: int) -> bool:
 
     setattr(server_send, _WRAPPED, True)
     WebSocketProtocol.serverSend = server_send
+    return True
+
+
+async def _wait_for_client(protocol: Any, *, max_bytes: int, stall_seconds: float) -> bool:
+    """Wait while more than ``max_bytes`` of ``protocol``'s response are unsent. False when the
+    connection is gone, or was cut off here for taking nothing for ``stall_seconds``."""
+    channel = getattr(protocol, "channel", None)
+    transport = getattr(channel, "transport", None)
+    if transport is None:
+        return True  # gone already: daphne's own handle_reply drops the message
+    backlog = unsent_bytes(transport)
+    if backlog is None or sum(backlog) <= max_bytes:
+        if backlog is None:
+            _warn_once("http-transport", "cannot read the send buffer of %r: HTTP_MAX_BACKLOG_BYTES is not enforced",
+                       type(transport))
+        return True
+    loop = asyncio.get_running_loop()
+    behind = sum(backlog)
+    peak = behind
+    deadline = loop.time() + stall_seconds
+    if not getattr(protocol, _PACED, False):  # once a response: a slow client pauses at every chunk
+        setattr(protocol, _PACED, True)
+        logger.info("pacing the response to %s %s: %d bytes unsent, over HTTP_MAX_BACKLOG_BYTES=%d",
+                    _client_of(protocol), _path_of(protocol), behind, max_bytes)
+    while True:
+        await asyncio.sleep(PACE_POLL_SECONDS)
+        if getattr(protocol, "channel", None) is None or getattr(protocol, "finished", False):
+            return False  # the client went away meanwhile; daphne has told the application
+        backlog = unsent_bytes(transport)
+        if backlog is None or sum(backlog) <= max_bytes:
+            return True
+        if sum(backlog) < behind:  # the client took something: it is slow, not stalled
+            deadline = loop.time() + stall_seconds
+        behind = sum(backlog)
+        peak = max(peak, behind)
+        if loop.time() > deadline:
+            logger.warning(
+                "cutting off the response to %s %s: it took nothing for %.0f s (HTTP_STALL_SECONDS), "
+                "%d bytes unsent (at most %d)",
+                _client_of(protocol), _path_of(protocol), stall_seconds, behind, peak,
+            )
+            transport.abortConnection()  # not loseConnection: that would wait for the backlog
+            return False
+
+
+def _client_of(protocol: Any) -> str:
+    address = getattr(protocol, "client_addr", None)  # daphne's [host, port], or None (a UNIX socket)
+    return f"{address[0]}:{address[1]}" if isinstance(address, (list, tuple)) and len(address) == 2 else "-"
+
+
+def _path_of(protocol: Any) -> str:
+    path = getattr(protocol, "path", b"")
+    return path.decode("ascii", "replace") if isinstance(path, bytes) else str(path)
+
+
+def pace_http_responses(*, max_bytes: int, stall_seconds: float) -> bool:
+    """Make HTTP response bodies wait for a client more than ``max_bytes`` behind, and cut off
+    one that takes nothing for ``stall_seconds``. Returns whether pacing is in force."""
+    try:
+        from daphne.http_protocol import WebRequest
+        from daphne.server import Server
+    except ImportError:
+        logger.info("daphne is not installed: HTTP_MAX_BACKLOG_BYTES is not enforced")
+        return False
+    original: Callable[..., Any] | None = getattr(Server, "handle_reply", None)
+    if original is None or not asyncio.iscoroutinefunction(original):
+        _warn_once("http-api", "daphne's Server.handle_reply is not a coroutine: HTTP_MAX_BACKLOG_BYTES is not enforced")
+        return False
+    if getattr(original, _WRAPPED, False):
+        return True
+
+    @functools.wraps(original)
+    async def handle_reply(self: Any, protocol: Any, message: Any) -> None:
+        if (
+            isinstance(protocol, WebRequest)
+            and isinstance(message, dict)
+            and message.get("type") == "http.response.body"
+            and not await _wait_for_client(protocol, max_bytes=max_bytes, stall_seconds=stall_seconds)
+        ):
+            return
+        await original(self, protocol, message)
+
+    setattr(handle_reply, _WRAPPED, True)
+    Server.handle_reply = handle_reply
     return True

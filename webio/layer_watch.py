@@ -61,9 +61,13 @@ async def _resync_all() -> None:
 
 
 async def _run() -> None:
+    global _watch
     layer = get_channel_layer()
     assert layer is not None
     interval = settings.LAYER_PING_SECONDS
+    loop = asyncio.get_running_loop()
+    this = asyncio.current_task()
+    assert this is not None
     channel: str | None = None
     received = 0
     arrived = asyncio.Event()
@@ -79,20 +83,25 @@ async def _run() -> None:
     up = True
     sent = 0
     try:
-        while True:
+        while _sockets:  # nothing to resync: stop; the next socket starts a new watch
             try:
-                if channel is None:
+                if receiver is None or receiver.done():  # first, or its receive failed (Redis went away)
                     channel = await layer.new_channel("watch.")
-                    receiver = asyncio.create_task(receive(channel))
+                    receiver = loop.create_task(receive(channel))
+                assert channel is not None
                 sent += 1
                 arrived.clear()
                 await layer.send(channel, {"type": "layer.ping", "n": sent})
-                deadline = asyncio.get_running_loop().time() + max(2 * interval, 1.0)
-                while received < sent:
-                    await asyncio.wait_for(arrived.wait(), deadline - asyncio.get_running_loop().time())
-                    arrived.clear()
+                async with asyncio.timeout(max(2 * interval, 1.0)):
+                    while received < sent:
+                        await arrived.wait()
+                        arrived.clear()
                 ok = True
             except Exception:  # Redis down (ConnectionError), or the ping was lost (timeout)
+                # redis-py's own timeouts can turn a cancellation into a TimeoutError: a watch
+                # that was told to stop must stop, or it would keep the event loop alive.
+                if this.cancelling():
+                    raise asyncio.CancelledError from None
                 ok = False
             metrics.channel_layer_up.set(1 if ok else 0)
             if ok and not up:
@@ -104,3 +113,5 @@ async def _run() -> None:
     finally:
         if receiver is not None:
             receiver.cancel()
+        if _watch is this:
+            _watch = None
