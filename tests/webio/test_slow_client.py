@@ -249,7 +249,8 @@ def test_a_tab_reading_one_frame_a_second_is_cut_off_at_the_limit_while_others_s
     # The tab's kernel has the reset within that second plus one of the tab's reads; the tab
     # then reads what its kernel held and gets ECONNRESET, never a close frame (a browser
     # reports 1006; the page reconnects on both).
-    # Usually within 2 s; once, late in a run of the whole fault suite on 2 busy cores, 15.4 s.
+    # Under 5 s in the earlier runs; once, late in a run of the whole fault suite on 2 busy
+    # cores, 15.4 s (cause not found: the server decides the close at once).
     # The bound is what matters: well before autobahn's ping would drop it (50 s).
     decided = datetime.strptime(close["at"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
     assert slow.reset_seen_at is not None and 0 < slow.reset_seen_at - decided < 25, (decided, slow.reset_seen_at)
