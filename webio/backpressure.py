@@ -32,7 +32,9 @@ HTTP response has one reader and nobody else needs the bytes: ``pace_http_respon
 daphne's ``Server.handle_reply`` (the coroutine behind an HTTP application's ``send``) so
 that a body message waits while the client is more than ``HTTP_MAX_BACKLOG_BYTES`` behind.
 The streaming view then stops taking tokens, so at most the limit plus one chunk is held per
-response; a download is paced to the client's speed. A client that takes nothing at all for
+response. The backlog is measured only once the bytes written since the last measurement
+could have taken it past the limit (it cannot grow by more than what was written), so a
+client that keeps up costs no system call per token; a download is paced to the client's speed. A client that takes nothing at all for
 ``HTTP_STALL_SECONDS`` is cut off (``abortConnection``): Django is told of the disconnect,
 the stream is cancelled, and with it the engine request (``api.generation.guarded``).
 
@@ -68,6 +70,7 @@ _WRAPPED = "_platform_backlog_limit"  # on a wrapper: installed already
 # How often a paused HTTP response looks at its client's backlog again: a slow client's
 # response then moves in steps of at most this, and a fast one never waits at all.
 PACE_POLL_SECONDS = 0.02
+_ROOM = "_platform_room"  # on an HTTP request: bytes it may still write before measuring again
 _PACED = "_platform_paced"  # on an HTTP request: its response has waited for the client once
 _CLOSING = "_platform_backlog_closing"  # on a protocol: closed for its backlog, frames dropped
 _warned: set[str] = set()
@@ -127,12 +130,10 @@ def limit_websocket_backlog(*, max_bytes: int) -> bool:
             elif sum(backlog) > max_bytes:
                 setattr(self, _CLOSING, True)
                 in_process, in_kernel = backlog
-                path = getattr(self, "path", b"")
                 logger.warning(
                     "closing the WebSocket %s of %s with %d: %d bytes unsent (%d in this process), "
                     "over WS_MAX_BACKLOG_BYTES=%d",
-                    path.decode("ascii", "replace") if isinstance(path, bytes) else path,
-                    getattr(self, "client_addr", None), CLOSE_TRY_AGAIN, in_process + in_kernel, in_process, max_bytes,
+                    _path_of(self), _client_of(self), CLOSE_TRY_AGAIN, in_process + in_kernel, in_process, max_bytes,
                 )
                 # autobahn's sendClose takes 1000 and 3000-4999 only (raises on 1013).
                 self.sendClose(code=CLOSE_TRY_AGAIN, reason="too far behind, reconnect")
@@ -144,38 +145,38 @@ def limit_websocket_backlog(*, max_bytes: int) -> bool:
     return True
 
 
-async def _wait_for_client(protocol: Any, *, max_bytes: int, stall_seconds: float) -> bool:
-    """Wait while more than ``max_bytes`` of ``protocol``'s response are unsent. False when the
-    connection is gone, or was cut off here for taking nothing for ``stall_seconds``."""
-    channel = getattr(protocol, "channel", None)
-    transport = getattr(channel, "transport", None)
+async def _wait_for_client(protocol: Any, *, max_bytes: int, stall_seconds: float) -> int | None:
+    """Wait while more than ``max_bytes`` of ``protocol``'s response are unsent; then return how
+    many are. None when the connection is gone, or was cut off here for taking nothing for
+    ``stall_seconds``."""
+    transport = getattr(getattr(protocol, "channel", None), "transport", None)
     if transport is None:
-        return True  # gone already: daphne's own handle_reply drops the message
+        return 0  # gone already: daphne's own handle_reply drops the message
     backlog = unsent_bytes(transport)
-    if backlog is None or sum(backlog) <= max_bytes:
-        if backlog is None:
-            _warn_once("http-transport", "cannot read the send buffer of %r: HTTP_MAX_BACKLOG_BYTES is not enforced",
-                       type(transport))
-        return True
-    loop = asyncio.get_running_loop()
-    behind = sum(backlog)
-    peak = behind
-    deadline = loop.time() + stall_seconds
+    if backlog is None:
+        _warn_once("http-transport", "cannot read the send buffer of %r: HTTP_MAX_BACKLOG_BYTES is not enforced",
+                   type(transport))
+        return 0
+    behind = peak = sum(backlog)
+    if behind <= max_bytes:
+        return behind
     if not getattr(protocol, _PACED, False):  # once a response: a slow client pauses at every chunk
         setattr(protocol, _PACED, True)
         logger.info("pacing the response to %s %s: %d bytes unsent, over HTTP_MAX_BACKLOG_BYTES=%d",
                     _client_of(protocol), _path_of(protocol), behind, max_bytes)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + stall_seconds
     while True:
         await asyncio.sleep(PACE_POLL_SECONDS)
         if getattr(protocol, "channel", None) is None or getattr(protocol, "finished", False):
-            return False  # the client went away meanwhile; daphne has told the application
+            return None  # the client went away meanwhile; daphne has told the application
         backlog = unsent_bytes(transport)
-        if backlog is None or sum(backlog) <= max_bytes:
-            return True
-        if sum(backlog) < behind:  # the client took something: it is slow, not stalled
+        unsent = sum(backlog) if backlog is not None else 0
+        if unsent <= max_bytes:
+            return unsent
+        if unsent < behind:  # the client took something: it is slow, not stalled
             deadline = loop.time() + stall_seconds
-        behind = sum(backlog)
-        peak = max(peak, behind)
+        behind, peak = unsent, max(peak, unsent)
         if loop.time() > deadline:
             logger.warning(
                 "cutting off the response to %s %s: it took nothing for %.0f s (HTTP_STALL_SECONDS), "
@@ -183,7 +184,7 @@ async def _wait_for_client(protocol: Any, *, max_bytes: int, stall_seconds: floa
                 _client_of(protocol), _path_of(protocol), stall_seconds, behind, peak,
             )
             transport.abortConnection()  # not loseConnection: that would wait for the backlog
-            return False
+            return None
 
 
 def _client_of(protocol: Any) -> str:
@@ -214,13 +215,16 @@ def pace_http_responses(*, max_bytes: int, stall_seconds: float) -> bool:
 
     @functools.wraps(original)
     async def handle_reply(self: Any, protocol: Any, message: Any) -> None:
-        if (
-            isinstance(protocol, WebRequest)
-            and isinstance(message, dict)
-            and message.get("type") == "http.response.body"
-            and not await _wait_for_client(protocol, max_bytes=max_bytes, stall_seconds=stall_seconds)
-        ):
-            return
+        if isinstance(protocol, WebRequest) and isinstance(message, dict) and message.get("type") == "http.response.body":
+            # Room left under the limit as last measured, less what was written since.
+            room: int = getattr(protocol, _ROOM, max_bytes)
+            if room < 0:
+                unsent = await _wait_for_client(protocol, max_bytes=max_bytes, stall_seconds=stall_seconds)
+                if unsent is None:
+                    return
+                room = max_bytes - unsent
+            body = message.get("body", b"")
+            setattr(protocol, _ROOM, room - (len(body) if isinstance(body, bytes) else 0))
         await original(self, protocol, message)
 
     setattr(handle_reply, _WRAPPED, True)

@@ -65,7 +65,6 @@ async def _run() -> None:
     layer = get_channel_layer()
     assert layer is not None
     interval = settings.LAYER_PING_SECONDS
-    loop = asyncio.get_running_loop()
     this = asyncio.current_task()
     assert this is not None
     channel: str | None = None
@@ -87,7 +86,7 @@ async def _run() -> None:
             try:
                 if receiver is None or receiver.done():  # first, or its receive failed (Redis went away)
                     channel = await layer.new_channel("watch.")
-                    receiver = loop.create_task(receive(channel))
+                    receiver = asyncio.create_task(receive(channel))
                 assert channel is not None
                 sent += 1
                 arrived.clear()

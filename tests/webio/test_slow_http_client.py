@@ -30,6 +30,7 @@ from accounts.models import UsageOutcome, UsageRecord
 from accounts.services import api_key_create
 from models_admin.models import LLMModel
 from tests.conftest import LiveServer, start_live_server
+from tests.models_admin.helpers import wait_for
 
 LIMIT = 4 * 1024
 STALL_SECONDS = 3
@@ -104,15 +105,6 @@ def _answer_from_bob(server: LiveServer, secret: str) -> tuple[float, float, str
     return arrivals[0] - asked, max(gaps, default=0.0), text
 
 
-def _wait_for(pattern: re.Pattern[str], server: LiveServer, timeout: float) -> re.Match[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := pattern.search(server.logs()):
-            return found
-        time.sleep(0.2)
-    raise AssertionError(server.logs()[-3000:])
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_client_that_stops_reading_is_cut_off_and_its_generation_ends_while_bob_streams_on_time(
     server: LiveServer, smollm: LLMModel, alice: AbstractUser, bob: AbstractUser
@@ -127,7 +119,8 @@ def test_a_client_that_stops_reading_is_cut_off_and_its_generation_ends_while_bo
 
     # Once alice's client is LIMIT behind, her response waits; after STALL_SECONDS without her
     # taking a byte, the connection is aborted. At most the limit plus one chunk was held.
-    cut = _wait_for(CUT_LINE, server, timeout=90)
+    cut = wait_for(lambda: CUT_LINE.search(server.logs()), timeout=90, interval=0.2,
+                   message="the stalled response to be cut off")
     assert (cut["path"], int(cut["seconds"])) == ("/api/generate", STALL_SECONDS)
     assert LIMIT < int(cut["peak"]) <= LIMIT + 512, cut.group(0)
     stalled.read_slowly(size=65536, every=0)
@@ -137,11 +130,9 @@ def test_a_client_that_stops_reading_is_cut_off_and_its_generation_ends_while_bo
 
     # Django heard of the disconnect and the stream was cancelled, closing the engine request
     # (``api.generation.guarded``): the usage record says the client went away.
-    deadline = time.monotonic() + 30
-    while not UsageRecord.objects.filter(user_id=alice.pk).exists():
-        assert time.monotonic() < deadline, "alice's generation was never recorded as ended"
-        time.sleep(0.2)
-    record = UsageRecord.objects.get(user_id=alice.pk)
+    record = wait_for(lambda: UsageRecord.objects.filter(user_id=alice.pk).first(), timeout=30, interval=0.2,
+                      message="alice's generation to be recorded as ended")
+    assert UsageRecord.objects.filter(user_id=alice.pk).count() == 1
     assert record.outcome == UsageOutcome.CLIENT_GONE and record.completion_tokens > 0, record.outcome
 
 
@@ -169,3 +160,35 @@ def test_a_slow_reader_is_paced_not_cut_off_and_gets_the_whole_answer(
     assert "".join(line["response"] for line in lines).strip()
     record = UsageRecord.objects.get(user_id=alice.pk)
     assert record.outcome == UsageOutcome.COMPLETE and record.completion_tokens == lines[-1]["eval_count"]
+
+
+async def test_a_client_that_keeps_up_is_measured_once_per_limit_written_not_per_chunk(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """The token loop pays no system call: the backlog cannot grow by more than was written,
+    so it is measured only once the writes since the last measurement could pass the limit."""
+    import platform.asgi  # noqa: F401  (installs the pacing on daphne's Server, as in production)
+
+    from daphne.http_protocol import WebRequest
+    from daphne.server import Server
+
+    from webio import backpressure
+
+    measured: list[object] = []
+
+    def unsent_bytes(transport: object) -> tuple[int, int]:
+        measured.append(transport)
+        return (0, 0)  # a client that keeps up: nothing left unsent
+
+    monkeypatch.setattr(backpressure, "unsent_bytes", unsent_bytes)
+    request = WebRequest.__new__(WebRequest)  # the protocol object only: daphne's own reply ignores it
+    request.channel = type("Channel", (), {"transport": object()})()
+    daphne = type("Daphne", (), {"connections": {}})()
+    limit = settings.HTTP_MAX_BACKLOG_BYTES
+    chunk = b"x" * 100
+    for _ in range(limit // len(chunk)):
+        await Server.handle_reply(daphne, request, {"type": "http.response.body", "body": chunk, "more_body": True})
+    assert measured == []
+    for _ in range(3 * (len(chunk) + 1)):  # a little over the limit written: measured once, room again
+        await Server.handle_reply(daphne, request, {"type": "http.response.body", "body": chunk, "more_body": True})
+    assert len(measured) == 1
