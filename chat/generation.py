@@ -28,7 +28,7 @@ from inference.engines import EngineError
 
 from .events import conversation_group, relay
 from .models import MessageStatus
-from .services import message_checkpoint, message_finalize
+from .services import message_checkpoint, message_finalize, messages_lease_extend
 from .titles import start_auto_title
 
 logger = logging.getLogger(__name__)
@@ -168,6 +168,11 @@ async def run_generation(job: GenerationJob) -> None:
         status, error = MessageStatus.ERROR, _("Something went wrong while generating the answer.")
     finally:
         streaming.cancel()  # a no-op once it has finished; stops it if this job was cancelled
+        if not streaming.done():
+            # This job was cancelled (the server shutting down): the engine stream must have
+            # ended before ``run.finish`` closes it ("aclose(): asynchronous generator is
+            # already running" otherwise, and no usage recorded).
+            await asyncio.wait({streaming})
         ticker.cancel()
         listener.cancel()
         await answer.flush()
@@ -233,12 +238,45 @@ async def _keep_lease(message_id: int, answer: _Answer) -> None:
     answers be. Not on the thread-sensitive executor: a model loading there (seconds) must not
     hold up the lease."""
     checkpoint = sync_to_async(_checkpoint, thread_sensitive=False, executor=_LEASES)
+    taken_noted = False
     while True:
         try:
-            await checkpoint(message_id=message_id, content=answer.text(), lease_seconds=settings.GENERATION_LEASE_SECONDS)
+            held = await checkpoint(message_id=message_id, content=answer.text(), lease_seconds=settings.GENERATION_LEASE_SECONDS)
         except Exception:  # a database blip must not end the answer; the next checkpoint retries
             logger.warning("could not checkpoint answer %s", message_id, exc_info=True)
+        else:
+            if not held and not taken_noted:
+                # Deleted, or a sweep took this process for dead (it stood still past its
+                # lease): the job goes on, and its final write and "done" correct the record.
+                logger.warning("answer %s is no longer generating in the database while its job runs", message_id)
+                taken_noted = True
         await asyncio.sleep(settings.GENERATION_CHECKPOINT_SECONDS)
+
+
+def hold_leases_through_load(**_signal: Any) -> None:
+    """``inference.signals.model_loading``: the process is about to stand still for a model
+    load (the GIL is held throughout), so its running answers cannot renew their leases; give
+    them GENERATION_LOAD_GRACE_SECONDS more first. The write runs on the lease thread, so the
+    loading thread's own connection (and any transaction it is in) is left alone."""
+    running = list(RUNNING)
+    if not running:
+        return
+    seconds = settings.GENERATION_LEASE_SECONDS + settings.GENERATION_LOAD_GRACE_SECONDS
+    # Bounded: with the database unreachable the load goes ahead (the engine logs the timeout).
+    held = _LEASES.submit(_extend, message_ids=running, seconds=seconds).result(timeout=_EXTEND_WAIT_SECONDS)
+    logger.info("a model is loading: %d running answers hold their lease for %.0f s", held, seconds)
+
+
+_EXTEND_WAIT_SECONDS = 10.0
+
+
+def _extend(*, message_ids: list[int], seconds: float) -> int:
+    try:
+        return messages_lease_extend(message_ids=message_ids, seconds=seconds)
+    finally:
+        connection.close()
+
+
 
 
 async def _listen(layer: BaseChannelLayer, channel: str, answer: _Answer, stop: asyncio.Event) -> None:

@@ -452,6 +452,11 @@ STREAM_FLUSH_MS = _positive_int("STREAM_FLUSH_MS", 40)
 GENERATION_CHECKPOINT_SECONDS = float(env.str("GENERATION_CHECKPOINT_SECONDS", default="10"))
 GENERATION_LEASE_SECONDS = float(env.str("GENERATION_LEASE_SECONDS", default="30"))
 GENERATION_SWEEP_SECONDS = float(env.str("GENERATION_SWEEP_SECONDS", default="15"))
+# The embedded engine holds Python's GIL for the whole of a model load (xllamacpp builds its
+# server without releasing it): the web process, its lease renewals included, stands still
+# meanwhile. Before a load, the answers running in that process get this much more lease, so
+# that other nodes' sweeps do not take them for dead.
+GENERATION_LOAD_GRACE_SECONDS = float(env.str("GENERATION_LOAD_GRACE_SECONDS", default="120"))
 MAX_MESSAGE_CHARS = _positive_int("MAX_MESSAGE_CHARS", 100_000)
 # A finished answer whose one write meets an unreachable database (PostgreSQL restarting)
 # keeps retrying it this long, so its full text is stored once the database is back.

@@ -30,6 +30,7 @@ from .messages import (
     message_regenerate,
     message_send,
     messages_interrupted,
+    messages_lease_extend,
     prompt_messages,
 )
 from .sharing import NewShareLink, share_add, share_link_create, share_link_revoke, share_remove
@@ -60,6 +61,7 @@ __all__ = [
     "message_regenerate",
     "message_send",
     "messages_interrupted",
+    "messages_lease_extend",
     "placeholder_title",
     "prompt_messages",
     "resolve_model",

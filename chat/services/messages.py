@@ -257,6 +257,16 @@ def message_checkpoint(*, message_id: int, content: str, lease_seconds: float) -
     )
 
 
+def messages_lease_extend(*, message_ids: list[int], seconds: float) -> int:
+    """Renew the leases of these running answers to ``seconds`` from now, text untouched:
+    their process is about to stand still for longer than a lease (a model load). Returns
+    how many were still generating."""
+    if not message_ids:
+        return 0
+    until = timezone.now() + timedelta(seconds=seconds)
+    return Message.objects.streaming().filter(pk__in=message_ids).update(lease_until=until)
+
+
 def messages_interrupted() -> list[Message]:
     """Finalise answers left 'generating' by a process that is gone, as errors that keep their
     partial text; returns them. Another web node's running answers renew their lease and are

@@ -29,6 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from ..signals import model_loading
 from .base import Endpoint, EngineError, ModelSpec
 from .openai_compat import OpenAICompatEngine
 
@@ -264,10 +265,17 @@ class EmbeddedEngine(OpenAICompatEngine):
             self._stop(victim)
 
     def _start(self, spec: ModelSpec, *, parallel: int, context: int) -> LoadedModel:
-        import xllamacpp  # heavy native import: only in processes that serve models
-
         if not spec.path or not os.path.isfile(spec.path):
             raise EngineError(_("The file of model %(model)s is missing.") % {"model": spec.key}, permanent=True)
+        # xllamacpp is imported, and builds its server (the model load included), without
+        # releasing the GIL: this whole process stands still until both are done (0.6 s for
+        # SmolLM2 from a warm disk, 6.5 s from a cold one with a second process loading beside
+        # it, measured). Receivers act before.
+        for receiver, result in model_loading.send_robust(sender=type(self), spec=spec):
+            if isinstance(result, Exception):
+                logger.error("before loading %s: %r failed", spec.key, receiver, exc_info=result)
+        import xllamacpp  # heavy native import: only in processes that serve models
+
         params = xllamacpp.CommonParams()
         params.model.path = spec.path
         params.port = 0  # any free loopback port

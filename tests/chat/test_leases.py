@@ -5,6 +5,7 @@ restarts (or the beat) never ends another node's running answers."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,9 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message, MessageStatus, Role
 from chat.services import message_checkpoint, messages_interrupted
+from inference.engines import embedded_engine
 from models_admin.models import LLMModel
+from models_admin.selectors import model_spec
 
 from .helpers import connect, receive_until
 
@@ -96,4 +99,74 @@ async def test_a_long_answer_checkpoints_its_text_and_an_open_tab_hears_of_a_los
     announced, _ = await receive_until(socket, "done", timeout=10)
     assert announced == {"type": "done", "id": lost.pk, "status": "error", "content": "half a",
                          "error": "The server restarted while this answer was being generated.", "cut_off": False}
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_model_loading_in_this_process_first_holds_the_leases_of_the_answers_running_here(
+    alice: AbstractUser, smollm: LLMModel, settings: Any
+) -> None:
+    """A load holds the GIL until it is done (xllamacpp), so no lease is renewed meanwhile: a
+    long one (a big model, a cold disk) let another node's sweep end this node's running
+    answers as "the server restarted" while they were still streaming."""
+    settings.GENERATION_CHECKPOINT_SECONDS = 60  # the lease taken at the start, then none here
+    settings.GENERATION_LEASE_SECONDS = 2
+    settings.GENERATION_LOAD_GRACE_SECONDS = 120
+    await LLMModel.objects.filter(pk=smollm.pk).aupdate(max_tokens=400)
+    spec = await database_sync_to_async(model_spec)(smollm)
+    engine = embedded_engine()
+    await engine.load_async(spec)  # loaded before the answer starts: its lease is the usual one
+    chat = await Conversation.objects.acreate(owner=alice, title="Leases")
+    socket, connected = await connect(alice, chat.id)
+    assert connected
+    await socket.send_json_to({"type": "send", "content": "Write a long story about the sea."})
+    await receive_until(socket, "delta")
+    answer = await Message.objects.aget(conversation=chat, role=Role.ASSISTANT)
+    assert answer.lease_until is not None and answer.lease_until < timezone.now() + timedelta(seconds=3)
+
+    # Another model (the same file with its own context: a load of its own) loads meanwhile.
+    other = dataclasses.replace(spec, key="other:latest", context_length=spec.context_length // 2)
+    loading_from = timezone.now()
+    try:
+        await engine.load_async(other)
+    finally:
+        await asyncio.to_thread(engine.unload, other)
+    await answer.arefresh_from_db()
+    assert answer.status == MessageStatus.STREAMING
+    assert answer.lease_until >= loading_from + timedelta(seconds=121), (loading_from, answer.lease_until)
+
+    await asyncio.sleep(2.5)  # past the lease the answer took at its start
+    assert await database_sync_to_async(messages_interrupted)() == []
+    await socket.send_json_to({"type": "stop"})
+    done, streamed = await receive_until(socket, "done")
+    assert done["status"] == "stopped" and not [e for e in streamed if e["type"] == "done"]
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_an_answer_the_sweep_took_for_dead_while_it_ran_is_put_back_whole_by_its_job(
+    alice: AbstractUser, smollm: LLMModel, settings: Any
+) -> None:
+    """A process that stood still past its lease (a machine swapping) is taken for dead: the
+    tabs hear "restarted"; its job goes on, and its own ending puts the whole answer back."""
+    settings.GENERATION_CHECKPOINT_SECONDS = 60  # no renewal during the test after the first
+    settings.GENERATION_LEASE_SECONDS = 30
+    await LLMModel.objects.filter(pk=smollm.pk).aupdate(max_tokens=60)
+    chat = await Conversation.objects.acreate(owner=alice, title="Leases")
+    socket, connected = await connect(alice, chat.id)
+    assert connected
+    await socket.send_json_to({"type": "send", "content": "Tell me about the sea."})
+    first, _ = await receive_until(socket, "delta")
+    # The lease it took is over (as if this process had stood still for 30 s), and a sweep runs.
+    await Message.objects.filter(pk=first["id"]).aupdate(lease_until=timezone.now() - timedelta(seconds=1))
+    assert [m.pk for m in await database_sync_to_async(messages_interrupted)()] == [first["id"]]
+
+    taken, _ = await receive_until(socket, "done")
+    assert (taken["id"], taken["status"]) == (first["id"], "error")
+    done, _ = await receive_until(socket, "done")
+    assert (done["id"], done["status"]) == (first["id"], "complete") and len(done["content"]) > len(taken["content"])
+    answer = await Message.objects.aget(pk=first["id"])
+    assert (answer.status, answer.content, answer.error) == (MessageStatus.COMPLETE, done["content"], "")
     await socket.disconnect()

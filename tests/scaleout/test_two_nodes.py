@@ -168,7 +168,8 @@ def test_a_node_killed_mid_answer_keeps_the_text_so_far_and_the_other_node_carri
         receive_until(sender_b, "delta")
         time.sleep(1.5)  # a few checkpoints of node A's answer (every 0.5 s here)
         ended_early = [e for e in streamed if e["type"] in ("done", "error")]
-        assert ended_early == [], (ended_early, cluster_logs_tail(cluster))
+        if ended_early:
+            pytest.fail(f"node A's answer ended before the kill: {ended_early}\n{cluster_logs_tail(cluster)}")
         running = Message.objects.get(conversation=on_a_chat, role="assistant")
         assert running.status == MessageStatus.STREAMING and running.content, "node A's answer should be running, checkpointed"
         node_a.child.kill()  # a crash: no clean-up runs on node A
