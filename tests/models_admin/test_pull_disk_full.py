@@ -278,13 +278,22 @@ def test_a_safetensors_pull_that_fills_the_disk_removes_its_whole_folder(
 
 @pytest.mark.django_db
 def test_an_import_that_fills_the_disk_fails_and_leaves_the_original_alone(
-    admin_user: AbstractUser, volume: Volume, settings: Any
+    admin_user: AbstractUser, volume: Volume, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = Path(settings.MODEL_IMPORT_DIR) / "smol.gguf"
     original.write_bytes(SMOLLM_BYTES)
     pull = pull_start(actor=admin_user, name="smol.gguf", model_name="smol:pulled")
-    # A local copy is fast: the other program starts as soon as the copy's file appears.
+    # A local copy is fast: the other program starts as soon as the copy's file appears, and
+    # the copy's first progress report waits until it has filled the disk (in CI the whole
+    # copy once finished before the other program got going).
     filler = fill_once(lambda: pull_temp_path(pull), past=-1, volume=volume)
+    report = pulls._Reporter.progress
+
+    def after_the_filler(reporter: Any, progress: Any) -> None:
+        filler.result(timeout=30)
+        report(reporter, progress)
+
+    monkeypatch.setattr(pulls._Reporter, "progress", after_the_filler)
 
     pull = run(pull)
 
