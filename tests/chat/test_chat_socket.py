@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AbstractUser
 
 from chat.generation import RUNNING
@@ -42,6 +43,18 @@ async def _engine_busy_slots(model: LLMModel) -> int:
     async with httpx.AsyncClient() as client:
         slots = (await client.get(url + "/slots")).json()
     return sum(1 for slot in slots if slot["is_processing"])
+
+
+async def _long_answer_running(
+    alice: AbstractUser, chat: Conversation, settings: Any
+) -> tuple[WebsocketCommunicator, dict[str, Any]]:
+    """Alice's socket on ``chat`` and the first delta of a long answer, streaming for a moment."""
+    settings.DEFAULT_MAX_TOKENS = 2000
+    socket, _ = await connect(alice, chat.id)
+    await socket.send_json_to({"type": "send", "content": LONG_PROMPT})
+    first, _events = await receive_until(socket, "delta")
+    await asyncio.sleep(0.3)
+    return socket, first
 
 
 async def test_answer_streams_token_by_token_and_is_stored_once(
@@ -103,11 +116,7 @@ async def test_empty_and_malformed_messages_get_a_clear_error(alice: AbstractUse
 async def test_stop_cancels_the_engine_request_and_keeps_the_partial_answer(
     alice: AbstractUser, alices_chat: Conversation, smollm: LLMModel, settings: Any
 ) -> None:
-    settings.DEFAULT_MAX_TOKENS = 2000
-    socket, _ = await connect(alice, alices_chat.id)
-    await socket.send_json_to({"type": "send", "content": LONG_PROMPT})
-    await receive_until(socket, "delta")
-    await asyncio.sleep(0.3)
+    socket, _first = await _long_answer_running(alice, alices_chat, settings)
     assert await _engine_busy_slots(smollm) == 1
 
     await socket.send_json_to({"type": "stop"})
@@ -131,11 +140,7 @@ async def test_an_answer_cancelled_by_a_shutdown_is_stored_as_stopped_with_its_u
     alice: AbstractUser, alices_chat: Conversation, smollm: LLMModel, settings: Any
 ) -> None:
     """The server shutting down cancels the answer's job itself, mid-stream (not a Stop)."""
-    settings.DEFAULT_MAX_TOKENS = 2000
-    socket, _ = await connect(alice, alices_chat.id)
-    await socket.send_json_to({"type": "send", "content": LONG_PROMPT})
-    first, _events = await receive_until(socket, "delta")
-    await asyncio.sleep(0.3)
+    socket, first = await _long_answer_running(alice, alices_chat, settings)
     job = RUNNING[first["id"]]
     # As the event loop's shutdown does: every task cancelled at once, the job's stream too.
     stream = [task for task in asyncio.all_tasks() if task.get_coro().__qualname__ == "_stream"]

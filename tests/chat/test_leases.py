@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AbstractUser
 from django.utils import timezone
 
@@ -25,6 +26,16 @@ from .helpers import connect, receive_until
 
 def _answer(conversation: Conversation, **fields: Any) -> Message:
     return Message.objects.create(conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.STREAMING, **fields)
+
+
+async def _answering(alice: AbstractUser, prompt: str) -> tuple[Conversation, WebsocketCommunicator, dict[str, Any]]:
+    """Alice's new chat, her socket on it, and the first delta of the answer to ``prompt``."""
+    chat = await Conversation.objects.acreate(owner=alice, title="Leases")
+    socket, connected = await connect(alice, chat.id)
+    assert connected
+    await socket.send_json_to({"type": "send", "content": prompt})
+    first, _ = await receive_until(socket, "delta")
+    return chat, socket, first
 
 
 @pytest.fixture
@@ -78,11 +89,7 @@ async def test_a_long_answer_checkpoints_its_text_and_an_open_tab_hears_of_a_los
     settings.GENERATION_CHECKPOINT_SECONDS = 0.2
     settings.GENERATION_LEASE_SECONDS = 30
     await LLMModel.objects.filter(pk=smollm.pk).aupdate(max_tokens=300)
-    chat = await Conversation.objects.acreate(owner=alice, title="Leases")
-    socket, connected = await connect(alice, chat.id)
-    assert connected
-    await socket.send_json_to({"type": "send", "content": "Write a long story about the sea."})
-    await receive_until(socket, "delta")
+    chat, socket, _first = await _answering(alice, "Write a long story about the sea.")
     await asyncio.sleep(0.6)
     answer = await Message.objects.aget(conversation=chat, role=Role.ASSISTANT)
     # Written while streaming: the text so far and a lease ahead of now.
@@ -117,11 +124,7 @@ async def test_a_model_loading_in_this_process_first_holds_the_leases_of_the_ans
     spec = await database_sync_to_async(model_spec)(smollm)
     engine = embedded_engine()
     await engine.load_async(spec)  # loaded before the answer starts: its lease is the usual one
-    chat = await Conversation.objects.acreate(owner=alice, title="Leases")
-    socket, connected = await connect(alice, chat.id)
-    assert connected
-    await socket.send_json_to({"type": "send", "content": "Write a long story about the sea."})
-    await receive_until(socket, "delta")
+    chat, socket, _first = await _answering(alice, "Write a long story about the sea.")
     answer = await Message.objects.aget(conversation=chat, role=Role.ASSISTANT)
     assert answer.lease_until is not None and answer.lease_until < timezone.now() + timedelta(seconds=3)
 
@@ -154,11 +157,7 @@ async def test_an_answer_the_sweep_took_for_dead_while_it_ran_is_put_back_whole_
     settings.GENERATION_CHECKPOINT_SECONDS = 60  # no renewal during the test after the first
     settings.GENERATION_LEASE_SECONDS = 30
     await LLMModel.objects.filter(pk=smollm.pk).aupdate(max_tokens=60)
-    chat = await Conversation.objects.acreate(owner=alice, title="Leases")
-    socket, connected = await connect(alice, chat.id)
-    assert connected
-    await socket.send_json_to({"type": "send", "content": "Tell me about the sea."})
-    first, _ = await receive_until(socket, "delta")
+    _chat, socket, first = await _answering(alice, "Tell me about the sea.")
     # The lease it took is over (as if this process had stood still for 30 s), and a sweep runs.
     await Message.objects.filter(pk=first["id"]).aupdate(lease_until=timezone.now() - timedelta(seconds=1))
     assert [m.pk for m in await database_sync_to_async(messages_interrupted)()] == [first["id"]]
