@@ -14,7 +14,9 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -32,6 +34,8 @@ from .services import message_checkpoint, message_finalize, messages_lease_exten
 from .titles import start_auto_title
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # Jobs running in this process, by assistant message id (tests and the bench look here).
 RUNNING: dict[int, asyncio.Task[None]] = {}
@@ -224,9 +228,15 @@ async def _stream(job: GenerationJob, answer: _Answer) -> None:
 _LEASES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer-leases")
 
 
-def _checkpoint(*, message_id: int, content: str, lease_seconds: float) -> bool:
+# A lease write from a model load waits at most this long: with the database unreachable
+# the load goes ahead (the engine logs the timeout).
+_EXTEND_WAIT_SECONDS = 10.0
+
+
+def _on_lease_thread(write: Callable[..., _T], **kwargs: Any) -> _T:
+    """A lease write, run on ``_LEASES``: its connection goes back (to the pool) at once."""
     try:
-        return message_checkpoint(message_id=message_id, content=content, lease_seconds=lease_seconds)
+        return write(**kwargs)
     finally:
         connection.close()
 
@@ -237,7 +247,7 @@ async def _keep_lease(message_id: int, answer: _Answer) -> None:
     beat's ``messages_interrupted`` finalises it); nodes that restart leave other nodes'
     answers be. Not on the thread-sensitive executor: a model loading there (seconds) must not
     hold up the lease."""
-    checkpoint = sync_to_async(_checkpoint, thread_sensitive=False, executor=_LEASES)
+    checkpoint = sync_to_async(partial(_on_lease_thread, message_checkpoint), thread_sensitive=False, executor=_LEASES)
     taken_noted = False
     while True:
         try:
@@ -262,21 +272,9 @@ def hold_leases_through_load(**_signal: Any) -> None:
     if not running:
         return
     seconds = settings.GENERATION_LEASE_SECONDS + settings.GENERATION_LOAD_GRACE_SECONDS
-    # Bounded: with the database unreachable the load goes ahead (the engine logs the timeout).
-    held = _LEASES.submit(_extend, message_ids=running, seconds=seconds).result(timeout=_EXTEND_WAIT_SECONDS)
+    job = _LEASES.submit(_on_lease_thread, messages_lease_extend, message_ids=running, seconds=seconds)
+    held = job.result(timeout=_EXTEND_WAIT_SECONDS)
     logger.info("a model is loading: %d running answers hold their lease for %.0f s", held, seconds)
-
-
-_EXTEND_WAIT_SECONDS = 10.0
-
-
-def _extend(*, message_ids: list[int], seconds: float) -> int:
-    try:
-        return messages_lease_extend(message_ids=message_ids, seconds=seconds)
-    finally:
-        connection.close()
-
-
 
 
 async def _listen(layer: BaseChannelLayer, channel: str, answer: _Answer, stop: asyncio.Event) -> None:

@@ -261,8 +261,6 @@ def messages_lease_extend(*, message_ids: list[int], seconds: float) -> int:
     """Renew the leases of these running answers to ``seconds`` from now, text untouched:
     their process is about to stand still for longer than a lease (a model load). Returns
     how many were still generating."""
-    if not message_ids:
-        return 0
     until = timezone.now() + timedelta(seconds=seconds)
     return Message.objects.streaming().filter(pk__in=message_ids).update(lease_until=until)
 
