@@ -7,6 +7,7 @@ PostgreSQL and Redis) and always against the real embedded llama.cpp engine.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import socket
 import subprocess
@@ -27,6 +28,21 @@ from models_admin.services.registry import bundled_model_install
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"
+
+# pytest-timeout (300 s) fails a test from a signal handler or a thread, both of which need
+# the GIL; a native call that hangs while holding it (an engine load) stops both, and CI
+# hung until its own limit. faulthandler's watchdog is a C thread: it prints every thread's
+# stack and ends the run.
+HARD_TIMEOUT_SECONDS = 420
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    faulthandler.dump_traceback_later(HARD_TIMEOUT_SECONDS, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def make_user(username: str, *, staff: bool = False) -> AbstractUser:

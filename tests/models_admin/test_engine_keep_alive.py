@@ -5,16 +5,22 @@ memory would overflow, and never a model with requests in flight."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
+import types
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import pytest
 
 from inference.engines.base import EngineError, GenerationOptions, ModelSpec
+from inference.engines import embedded
 from inference.engines.embedded import EmbeddedEngine, parse_keep_alive
 
-from .helpers import SMOLLM
+from .helpers import ROOT, SMOLLM
 
 TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -141,6 +147,64 @@ async def test_when_every_loaded_model_is_busy_a_new_one_waits_its_turn(engine: 
     await request.aclose()
     await answer(engine, b)  # a is idle now, so it makes room
     assert keys(engine) == {"b:latest"}
+
+
+# In a process of its own: the freeze it guards against holds the GIL, so it would stop the
+# test run itself (it did, in CI).
+LOAD_AND_UNLOAD = """
+import sys
+import django
+django.setup()
+from inference.engines.base import ModelSpec
+from inference.engines.embedded import EmbeddedEngine
+engine = EmbeddedEngine()
+model = ModelSpec(key="a:latest", backend="embedded", upstream="a", context_length=512, path=sys.argv[1])
+for cycle in range(int(sys.argv[2])):
+    engine.load(model)
+    assert engine.unload(model)
+    print(cycle + 1, flush=True)
+"""
+
+
+def test_a_model_unloaded_the_moment_it_loaded_stops_and_the_process_goes_on() -> None:
+    """An Ollama client's load with ``keep_alive: 0``, or an admin's unload, right after a load:
+    llama.cpp's server, stopped before its loop had started, never stopped, and its destructor
+    froze the whole process. It takes a busy machine (in CI a streaming answer kept the cores
+    busy), so every core spins meanwhile. Measured here, 40 cycles without the engine's wait for
+    the loop: 3 of 3 runs froze (after 1, 7 and 10 cycles); with it, 3 of 3 finished."""
+    cycles = 15
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "platform.settings", "EMBEDDED_PARALLEL": "2",
+                   "EMBEDDED_THREADS": "1"}
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", LOAD_AND_UNLOAD, str(SMOLLM), str(cycles)],
+            cwd=ROOT, env=environment, capture_output=True, text=True, timeout=150,
+        )
+    except subprocess.TimeoutExpired as frozen:
+        pytest.fail(f"the process froze loading and unloading a model {cycles} times (stderr: {frozen.stderr!r})")
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(n) for n in range(1, cycles + 1)]
+
+
+def test_a_server_whose_loop_never_answers_is_kept_not_destroyed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Destroying it would wait for its loop forever, so the load fails with a 503 and the
+    server is kept. A stand-in whose address has no listener: the real one cannot be made to
+    hang on demand."""
+    monkeypatch.setattr(embedded, "SERVING_WAIT_SECONDS", 0.3)
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = "http://127.0.0.1:%d" % probe.getsockname()[1]
+    stuck = types.SimpleNamespace(listening_address=address)
+    with pytest.raises(EngineError) as failed:
+        embedded._wait_until_serving(stuck)
+    assert failed.value.status == 503 and str(failed.value) == "The model was loaded but its engine did not start. Please try again."
+    assert embedded._UNSTOPPABLE[-1] is stuck
+    embedded._UNSTOPPABLE.remove(stuck)
 
 
 @pytest.mark.parametrize(
