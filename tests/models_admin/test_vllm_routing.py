@@ -61,8 +61,9 @@ class Replica:
     def used_slots(self) -> int:
         """Slots that have taken a request. Not "processing now": a held request's answer may
         already be generated in full on a slow machine (seen in CI), and the server lists the
-        slot as idle though the client has not read it yet. Free slots are taken least
-        recently used first, so on a fresh server each request takes a slot of its own."""
+        slot as idle though the client has not read it yet. A request takes an idle slot that
+        holds its prompt, else the least recently used one: while the held answers run, each
+        request on a fresh server takes a slot of its own."""
         slots = httpx.get(self.url + "/slots", timeout=5).json()
         return sum(1 for slot in slots if slot["is_processing"] or "id_task" in slot)
 
@@ -86,7 +87,10 @@ def engine() -> OpenAICompatEngine:
 
 async def held(engine: OpenAICompatEngine, spec: ModelSpec) -> AsyncGenerator[Any, None]:
     """A request whose first token has arrived, held open by its caller."""
-    stream = engine.stream_chat(spec, [{"role": "user", "content": "Tell me a long story."}], GenerationOptions(max_tokens=300))
+    # Greedy: this prompt then always runs to its cap (sampled, it once ended after 11 tokens
+    # in CI, and the next request took its idle slot, which held the same prompt).
+    options = GenerationOptions(max_tokens=300, temperature=0)
+    stream = engine.stream_chat(spec, [{"role": "user", "content": "Tell me a long story."}], options)
     assert isinstance(stream, AsyncGenerator)
     first = await stream.__anext__()
     assert isinstance(first, Delta)
