@@ -120,7 +120,9 @@ async def test_a_model_loading_in_this_process_first_holds_the_leases_of_the_ans
     settings.GENERATION_CHECKPOINT_SECONDS = 60  # the lease taken at the start, then none here
     settings.GENERATION_LEASE_SECONDS = 2
     settings.GENERATION_LOAD_GRACE_SECONDS = 120
-    await LLMModel.objects.filter(pk=smollm.pk).aupdate(max_tokens=400)
+    # Greedy, so the answer runs to its cap and is still streaming when it is stopped (a
+    # sampled one once ended by itself first).
+    await LLMModel.objects.filter(pk=smollm.pk).aupdate(max_tokens=400, parameters={"temperature": 0})
     spec = await database_sync_to_async(model_spec)(smollm)
     engine = embedded_engine()
     await engine.load_async(spec)  # loaded before the answer starts: its lease is the usual one
