@@ -174,6 +174,8 @@ def start_direct_engine(data: dict[str, Any]) -> Any:
     """The baseline: llama.cpp with the platform's own engine parameters, nothing in front."""
     import xllamacpp
 
+    from inference.engines.embedded import wait_until_serving
+
     params = xllamacpp.CommonParams()
     params.model.path = data["model_path"]
     params.port = 0
@@ -185,7 +187,10 @@ def start_direct_engine(data: dict[str, Any]) -> Any:
     params.cpuparams_batch.n_threads = data["threads"]
     params.n_batch = data["batch"]
     params.n_ubatch = min(params.n_ubatch, data["batch"])
-    return xllamacpp.Server(params)
+    params.endpoint_slots = True  # for the wait below
+    server = xllamacpp.Server(params)
+    wait_until_serving(server)
+    return server
 
 
 @dataclass

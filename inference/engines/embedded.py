@@ -126,8 +126,9 @@ _UNSTOPPABLE: list[Any] = []
 SERVING_WAIT_SECONDS = 30.0
 
 
-def _wait_until_serving(server: Any) -> None:
-    """Return once ``server``'s task loop has answered a request.
+def wait_until_serving(server: Any) -> None:
+    """Return once ``server``'s task loop has answered a request; every ``xllamacpp.Server``
+    (tests and benchmarks too) waits here before it may be destroyed.
 
     xllamacpp's constructor returns just before the loop starts, and the loop's start clears
     a stop asked for before it: a server destroyed in that moment (an Ollama load with
@@ -346,7 +347,7 @@ class EmbeddedEngine(OpenAICompatEngine):
             raise EngineError(
                 _("Model %(model)s could not be loaded: %(error)s") % {"model": spec.key, "error": exc}, permanent=True
             ) from exc
-        _wait_until_serving(server)
+        wait_until_serving(server)
         logger.info("loaded %s in %.2fs at %s", spec.key, time.monotonic() - started, server.listening_address)
         now = time.monotonic()
         return LoadedModel(

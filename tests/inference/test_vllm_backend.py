@@ -11,6 +11,7 @@ import pytest
 
 from inference.engines import EngineError, vllm_engine
 from inference.engines.base import Delta, Endpoint, Final, GenerationOptions, ModelSpec
+from inference.engines.embedded import wait_until_serving
 from models_admin.services.registry import bundled_model_path
 
 
@@ -26,6 +27,7 @@ def upstream() -> Iterator[str]:
     params.endpoint_slots = True
     params.verbosity = 0
     server = xllamacpp.Server(params)
+    wait_until_serving(server)
     yield server.listening_address
     del server
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from inference.engines.base import EngineError, GenerationOptions, ModelSpec
 from inference.engines import embedded
+from inference.engines.base import EngineError, GenerationOptions, ModelSpec
 from inference.engines.embedded import EmbeddedEngine, parse_keep_alive
 
 from .helpers import ROOT, SMOLLM
@@ -196,15 +196,15 @@ def test_a_server_whose_loop_never_answers_is_kept_not_destroyed(monkeypatch: py
     server is kept. A stand-in whose address has no listener: the real one cannot be made to
     hang on demand."""
     monkeypatch.setattr(embedded, "SERVING_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(embedded, "_UNSTOPPABLE", [])
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
         address = "http://127.0.0.1:%d" % probe.getsockname()[1]
     stuck = types.SimpleNamespace(listening_address=address)
     with pytest.raises(EngineError) as failed:
-        embedded._wait_until_serving(stuck)
+        embedded.wait_until_serving(stuck)
     assert failed.value.status == 503 and str(failed.value) == "The model was loaded but its engine did not start. Please try again."
-    assert embedded._UNSTOPPABLE[-1] is stuck
-    embedded._UNSTOPPABLE.remove(stuck)
+    assert embedded._UNSTOPPABLE == [stuck]
 
 
 @pytest.mark.parametrize(

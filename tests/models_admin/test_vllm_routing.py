@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractUser
 
 from inference.engines.base import Delta, GenerationOptions, ModelSpec
+from inference.engines.embedded import wait_until_serving
 from inference.engines.openai_compat import OpenAICompatEngine
 from models_admin.models import Backend, LLMModel, VllmEndpoint
 from models_admin.selectors import model_spec
@@ -54,6 +55,7 @@ class Replica:
         params.cpuparams.n_threads = 1
         params.cpuparams_batch.n_threads = 1
         self.server = xllamacpp.Server(params)
+        wait_until_serving(self.server)
 
     def stop(self) -> None:
         self.server = None
